@@ -1,0 +1,113 @@
+"""The ``mou`` command. Exit status: 0 success, 1 input refused, 2 wrong usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mou.errors import Refused
+from mou.settings import Settings, get_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from mou.setup import prepare_database
+
+    summary = prepare_database(settings)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(
+            f"database ready: {summary['instruments']} instruments, {summary['states']} range "
+            f"states, {summary['species']} species, {summary['activities']} activities"
+        )
+    return 0
+
+
+def cmd_catalogue(args: argparse.Namespace, settings: Settings) -> int:
+    from mou.catalogue import describe
+    from mou.database import session_scope
+
+    with session_scope(settings) as session:
+        data = describe(session)
+    if args.json:
+        _print_json(data)
+        return 0
+    for instrument in data["instruments"]:
+        print(f"{instrument['code']}: {instrument['short_name']['en']}")
+        print(f"  range states: {', '.join(instrument['range_states'])}")
+        print(f"  signatories:  {', '.join(instrument['signatories']) or '-'}")
+        print(f"  species:      {len(instrument['species'])}")
+    print(f"range states: {len(data['range_states'])}")
+    for state in data["range_states"]:
+        print(f"  {state['code']}  {state['name']['en']}")
+    print(f"species: {len(data['species'])}")
+    for species in data["species"]:
+        print(f"  {species['code']:<22} {species['scientific_name']}")
+    print(f"programme-of-work activities: {len(data['activities'])}")
+    return 0
+
+
+def _serve(settings: Settings) -> int:
+    from mou.serve import serve
+
+    return serve(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mou", description="Progress reporting for the Bukhara Deer MoU and CAMI."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="database migrations and catalogue")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_commands.add_parser("upgrade", help="apply migrations and load the catalogue")
+    upgrade.add_argument("--json", action="store_true")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+
+    catalogue = commands.add_parser("catalogue", help="instruments, states, species, activities")
+    catalogue.add_argument("--json", action="store_true")
+    catalogue.set_defaults(handler=cmd_catalogue)
+
+    serve = commands.add_parser("serve", help="run the service until Ctrl-C")
+    serve.set_defaults(handler=lambda args, settings: _serve(settings))
+
+    for module in _COMMAND_MODULES:
+        module.register(commands)
+    return parser
+
+
+# Each room of the service adds its own sub-commands.
+_COMMAND_MODULES: list[Any] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = get_settings()
+    except Exception as exc:  # pydantic's message names the variable that is wrong
+        print(f"mou: invalid settings: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+    try:
+        return args.handler(args, settings)
+    except Refused as exc:
+        print(f"mou: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mou: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The project database: the record of every request, file, answer and message.
+
+Translated text is stored as a JSON object keyed by language code ({"en": ..., "ru": ...}).
+Submissions, raw files and outbox messages are append-only: corrections become new rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Translated = dict[str, str]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        Translated: JSON,
+        list[str]: JSON,
+    }
+
+
+class Instrument(Base):
+    """A CMS instrument whose range states report: the Bukhara Deer MoU, CAMI."""
+
+    __tablename__ = "instruments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[Translated]
+    short_name: Mapped[Translated]
+    secretariat: Mapped[Translated]
+    languages: Mapped[list[str]]
+    cycle_months: Mapped[int]
+    in_force: Mapped[dt.date | None] = mapped_column(Date)
+
+    participations: Mapped[list[Participation]] = relationship(
+        back_populates="instrument", order_by="Participation.id"
+    )
+    species: Mapped[list[Species]] = relationship(
+        secondary="instrument_species", order_by="Species.id"
+    )
+
+
+class RangeState(Base):
+    """A country in the range of the instrument's species (ISO 3166-1 alpha-2 code)."""
+
+    __tablename__ = "range_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(2), unique=True)
+    iso3: Mapped[str] = mapped_column(String(3))
+    name: Mapped[Translated]
+    language: Mapped[str] = mapped_column(String(2))
+
+    authorities: Mapped[list[Authority]] = relationship(
+        back_populates="state", order_by="Authority.id"
+    )
+
+
+class Participation(Base):
+    """A state's standing in an instrument: signatory or range state."""
+
+    __tablename__ = "participations"
+    __table_args__ = (UniqueConstraint("instrument_id", "state_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"))
+    state_id: Mapped[int] = mapped_column(ForeignKey("range_states.id"))
+    role: Mapped[str] = mapped_column(String(20))
+    signed: Mapped[dt.date | None] = mapped_column(Date)
+    recognised: Mapped[dt.date | None] = mapped_column(Date)
+
+    instrument: Mapped[Instrument] = relationship(back_populates="participations")
+    state: Mapped[RangeState] = relationship()
+
+
+class Authority(Base):
+    """Who letters go to: ministry of foreign affairs, focal ministry, focal point."""
+
+    __tablename__ = "authorities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(60), unique=True)
+    state_id: Mapped[int] = mapped_column(ForeignKey("range_states.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[Translated]
+    email: Mapped[str] = mapped_column(String(254))
+    language: Mapped[str] = mapped_column(String(2))
+    address: Mapped[str | None] = mapped_column(Text)
+    person: Mapped[dict[str, Any] | None]
+    # None: every instrument the state takes part in.
+    instruments: Mapped[list[str] | None]
+
+    state: Mapped[RangeState] = relationship(back_populates="authorities")
+
+
+class Species(Base):
+    __tablename__ = "species"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    scientific_name: Mapped[str] = mapped_column(String(120))
+    name: Mapped[Translated]
+    cms_appendix: Mapped[str | None] = mapped_column(String(10))
+    cami_basis: Mapped[str | None] = mapped_column(String(40))
+
+
+class InstrumentSpecies(Base):
+    __tablename__ = "instrument_species"
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"), primary_key=True)
+    species_id: Mapped[int] = mapped_column(ForeignKey("species.id"), primary_key=True)
+
+
+class ProgrammeHeading(Base):
+    """An objective or issue heading of an instrument's programme of work."""
+
+    __tablename__ = "programme_headings"
+    __table_args__ = (UniqueConstraint("instrument_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"))
+    code: Mapped[str] = mapped_column(String(10))
+    level: Mapped[str] = mapped_column(String(10))  # objective | issue
+    parent_code: Mapped[str | None] = mapped_column(String(10))
+    title: Mapped[Translated]
+
+
+class Activity(Base):
+    """A numbered activity of a programme of work (CAMI: 1.1.1 ... 4.3.1)."""
+
+    __tablename__ = "activities"
+    __table_args__ = (UniqueConstraint("instrument_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"))
+    code: Mapped[str] = mapped_column(String(10))
+    position: Mapped[int]
+    objective_code: Mapped[str] = mapped_column(String(10))
+    issue_code: Mapped[str] = mapped_column(String(10))
+    subheading: Mapped[Translated | None]
+    text: Mapped[Translated]
+    responsible: Mapped[Translated]
+    priority_level: Mapped[str] = mapped_column(String(20))
+    priority_source: Mapped[str] = mapped_column(Text)
+
+
+class ReportingCycle(Base):
+    """One round of reporting for an instrument, e.g. Bukhara Deer MoU 2025-2026."""
+
+    __tablename__ = "reporting_cycles"
+    __table_args__ = (UniqueConstraint("instrument_id", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id"))
+    period: Mapped[str] = mapped_column(String(20))
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    deadline: Mapped[dt.date] = mapped_column(Date)
+    form_version: Mapped[int]
+    status: Mapped[str] = mapped_column(String(10), default="open")  # open | closed
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    instrument: Mapped[Instrument] = relationship()
+    requests: Mapped[list[ReportRequest]] = relationship(
+        back_populates="cycle", order_by="ReportRequest.id"
+    )
+
+
+class ReportRequest(Base):
+    """The official request to one state for one cycle (letter to MFA, cc focal ministry)."""
+
+    __tablename__ = "report_requests"
+    __table_args__ = (UniqueConstraint("cycle_id", "state_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("reporting_cycles.id"))
+    state_id: Mapped[int] = mapped_column(ForeignKey("range_states.id"))
+    language: Mapped[str] = mapped_column(String(2))
+    reference: Mapped[str] = mapped_column(String(60), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    cycle: Mapped[ReportingCycle] = relationship(back_populates="requests")
+    state: Mapped[RangeState] = relationship()
+
+
+class OutboxMessage(Base):
+    """An email to send exactly once; ``key`` is (cycle, state, kind, n) or (submission, kind)."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # request | reminder | receipt
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("reporting_cycles.id"))
+    state_id: Mapped[int | None] = mapped_column(ForeignKey("range_states.id"))
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
+    sender: Mapped[str] = mapped_column(String(254))
+    to: Mapped[list[str]]
+    cc: Mapped[list[str]]
+    subject: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    # [{"filename": ..., "content_type": ..., "sha256": ...}], bytes in the file store.
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | sent
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StoredFile(Base):
+    """Raw bytes received or generated, addressed by sha256; never overwritten or deleted."""
+
+    __tablename__ = "stored_files"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int]
+    stored_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Submission(Base):
+    """One returned file. Append-only: a correction is a new version that supersedes."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (UniqueConstraint("cycle_id", "state_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_sha256: Mapped[str] = mapped_column(ForeignKey("stored_files.sha256"), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    sender: Mapped[str | None] = mapped_column(String(254))
+    channel: Mapped[str] = mapped_column(String(10))  # cli | inbox | portal | email
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # received -> accepted | rejected; identity fields are known once the file is read.
+    status: Mapped[str] = mapped_column(String(10), default="received")
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("reporting_cycles.id"))
+    state_id: Mapped[int | None] = mapped_column(ForeignKey("range_states.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("report_requests.id"))
+    language: Mapped[str | None] = mapped_column(String(2))
+    form_version: Mapped[int | None]
+    version: Mapped[int | None]
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
+    ingest_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    issues: Mapped[list[ValidationIssue]] = relationship(
+        back_populates="submission", order_by="ValidationIssue.id"
+    )
+    answers: Mapped[list[Answer]] = relationship(back_populates="submission", order_by="Answer.id")
+    cycle: Mapped[ReportingCycle | None] = relationship()
+    state: Mapped[RangeState | None] = relationship()
+
+
+class ValidationIssue(Base):
+    """An error (blocks acceptance) or warning found in a submission, with its place."""
+
+    __tablename__ = "validation_issues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    severity: Mapped[str] = mapped_column(String(10))  # error | warning
+    code: Mapped[str] = mapped_column(String(40))
+    field_key: Mapped[str | None] = mapped_column(String(120))
+    sheet: Mapped[str | None] = mapped_column(String(100))
+    cell: Mapped[str | None] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text)
+
+    submission: Mapped[Submission] = relationship(back_populates="issues")
+
+
+class Answer(Base):
+    """One value of an accepted submission: scalar (row and column ''), or a table cell."""
+
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("submission_id", "field_key", "row_key", "column_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    field_key: Mapped[str] = mapped_column(String(60))
+    row_key: Mapped[str] = mapped_column(String(40), default="")
+    column_key: Mapped[str] = mapped_column(String(60), default="")
+    value: Mapped[Any] = mapped_column(JSON)
+    carried_forward: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    submission: Mapped[Submission] = relationship(back_populates="answers")

@@ -1,0 +1,81 @@
+"""Start and stop the embedded Prefect server (its own SQLite under var/prefect)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mou.errors import Refused
+
+
+def prefect_environment(home: Path, api_url: str | None = None) -> dict[str, str]:
+    """Environment for a Prefect process: own home, no telemetry, quick polling."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+            "PREFECT_CLI_PROMPT": "false",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+        }
+    )
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+def wait_healthy(api_url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Poll ``/health`` until the server answers; refuse if it dies or takes too long."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise Refused(f"the Prefect server exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise Refused(f"the Prefect server at {api_url} did not answer within {timeout:.0f} s")
+
+
+@contextmanager
+def embedded_prefect_server(
+    home: Path, host: str, port: int, timeout: float = 90.0
+) -> Iterator[str]:
+    """Run ``prefect server start`` for the duration of the block; yields the API URL."""
+    home.mkdir(parents=True, exist_ok=True)
+    api_url = f"http://{host}:{port}/api"
+    prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+    log = (home / "server.log").open("ab")
+    process = subprocess.Popen(
+        [prefect, "server", "start", "--host", host, "--port", str(port)],
+        env=prefect_environment(home),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches us; we stop the server in order
+    )
+    try:
+        wait_healthy(api_url, timeout, process)
+        yield api_url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()

@@ -1,0 +1,39 @@
+"""``mou serve``: the long-running service on embedded defaults or against a configured API."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from mou.prefect_server import embedded_prefect_server, prefect_environment
+from mou.settings import Settings
+from mou.setup import prepare_database
+
+
+def serve(settings: Settings) -> int:
+    """Prepare the database, start (or join) Prefect, serve every deployment until Ctrl-C."""
+    prepare_database(settings)
+    configured_api = os.environ.get("PREFECT_API_URL")
+    if configured_api:
+        _run_service(settings, configured_api)
+        return 0
+    with embedded_prefect_server(
+        settings.prefect_home, settings.prefect_host, settings.prefect_port
+    ) as api_url:
+        _run_service(settings, api_url)
+    return 0
+
+
+def _run_service(settings: Settings, api_url: str) -> None:
+    os.environ.update(prefect_environment(settings.prefect_home, api_url))
+    ui = api_url.removesuffix("/api")
+    print(f"Prefect UI:     {ui}", flush=True)
+    print(f"Database:       {settings.effective_database_url}", flush=True)
+    print(f"Files:          {settings.var_dir}", flush=True)
+    print("Serving until Ctrl-C.", flush=True)
+    from mou.deployments import serve_deployments
+
+    try:
+        serve_deployments(settings)
+    except KeyboardInterrupt:
+        print("stopping...", file=sys.stderr, flush=True)

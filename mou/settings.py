@@ -1,0 +1,83 @@
+"""The one settings object: read once from ``MOU_*`` environment variables, passed down."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Service configuration. Every field can be set as ``MOU_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MOU_", extra="ignore")
+
+    project_root: Path = PROJECT_ROOT
+    var_dir: Path = PROJECT_ROOT / "var"
+    database_url: str = ""
+    # Signs workbook identities and portal links. The embedded default is for local use only.
+    secret: str = Field(default="embedded-development-secret-change-me", min_length=16)
+    languages: tuple[str, ...] = ("en", "ru", "fr")
+
+    # Embedded Prefect server started by `mou serve` unless PREFECT_API_URL is set.
+    prefect_host: str = "127.0.0.1"
+    prefect_port: int = 4200
+    portal_host: str = "127.0.0.1"
+    portal_port: int = 8000
+
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    mail_from: str = "cms.secretariat@example.org"
+
+    # Limits for untrusted workbooks.
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_inflated_bytes: int = 64 * 1024 * 1024
+    max_sheet_cells: int = 2_000_000
+    parse_timeout_seconds: float = 20.0
+    parse_memory_bytes: int = 1024 * 1024 * 1024
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'mou.sqlite3'}"
+
+    @property
+    def catalogue_dir(self) -> Path:
+        return self.project_root / "db" / "catalogue"
+
+    @property
+    def forms_dir(self) -> Path:
+        return self.project_root / "forms"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.project_root / "templates"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.var_dir / "files"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.var_dir / "prefect"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.var_dir / "outbox"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.var_dir / "inbox"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
