@@ -39,15 +39,22 @@ The English texts are not produced here: the script writes ``en: null`` everywhe
 ``--english-from`` names an already reviewed YAML of the same shape, whose ``en`` values are then
 carried over by code (and by French wording for responsible/sub-heading texts).
 
-The committed ``db/catalogue/programme_of_work.yaml`` is this script's draft plus manual work:
-the English translations (by the project, not official) were added by hand and the result was
-reviewed against the source. Source anomalies met during review are listed in the project
-notes / hand-over report, not silently fixed; as of the review the script reproduces the
-reviewed French text exactly, i.e.::
+The committed ``db/catalogue/programme_of_work.yaml`` is this script's draft plus manual work on
+top: the English texts (translation by the project, not official) were added by hand and the
+result was reviewed by eye against the source. The French text, structure, responsible and
+priority values were not corrected by hand: the script reproduces them exactly, so re-running it
+with the reviewed file as ``--english-from`` must give a byte-identical file::
 
-    python db/catalogue/tools/convert_programme_of_work.py SOURCE -o /tmp/pow.yaml \\
+    python db/catalogue/tools/convert_programme_of_work.py SOURCE -o /tmp/pow.yaml \
         --english-from db/catalogue/programme_of_work.yaml
     diff /tmp/pow.yaml db/catalogue/programme_of_work.yaml   # no output
+
+Source quirks kept as in the source (not invented or renumbered): codes without the final dot
+(1.2.1, 2.2.2, 2.3.3, 2.3.6, 2.3.11); "Plateau de Qinghai -Tibet" (2.4 heading); "Altaï-Salyan"
+(2.1.1 a, i.e. Altai-Sayan); "NSLEPS" (2.1.1, footnote says NSLEP); ".." at the end of 2.2.7;
+"Agences de développement" capitalised mid-list (1.5.2). No activity code is missing or doubled.
+Judgement calls: 2.2.5-2.2.7 inherit the sub-heading "Dialogue politique" and 2.4.11 "Politique
+en matière d'aires protégées" by the carry-forward rule above.
 
 Python 3.11, standard library; PyYAML only for ``--english-from``.
 """
@@ -70,6 +77,9 @@ HEADER_COMMENT = (
     "# CAMI Programme of Work 2014-2020 (CMS Resolution 11.24, Annex, Table 1).\n"
     "# French text as in the source; English translation by the project (not official).\n"
 )
+
+# The catalogue instrument this programme belongs to (mou.catalogue.ProgrammeOfWork.instrument).
+INSTRUMENT = "cami"
 
 TABLE_START = "Tableau 1. Programme de travail"
 TABLE_END = "Notes :"
@@ -196,7 +206,7 @@ class Table:
 
 def table_lines(text: str) -> list[str]:
     lines = text.splitlines()
-    start = next(i for i, l in enumerate(lines) if TABLE_START in l)
+    start = next(i for i, line in enumerate(lines) if TABLE_START in line)
     end = next(i for i in range(start, len(lines)) if lines[i].startswith(TABLE_END))
     return lines[start + 1 : end]
 
@@ -231,7 +241,7 @@ def parse(text: str) -> Table:
     for raw in table_lines(text):
         if not raw.strip() or re.fullmatch(r"[-\s]+", raw):
             continue
-        cells = (raw.split("\t") + ["", "", "", ""])[:4]
+        cells = [*raw.split("\t"), "", "", ""][:4]
         first = plain(" ".join(html_to_lines(cells[0])))
         if first.startswith(("Vision :", "But :")):
             continue
@@ -330,7 +340,7 @@ def parse(text: str) -> Table:
     for r in t.rows:
         parts = RESP_NOTE_RE.split(r.responsible)
         base = capitalise(parts[0].strip().rstrip(",").strip())
-        notes = dict(zip(parts[1::2], (p.strip() for p in parts[2::2])))
+        notes = dict(zip(parts[1::2], (p.strip() for p in parts[2::2]), strict=True))
         codes = {a.code for a in r.activities}
         for code in notes:
             if code not in codes:
@@ -387,7 +397,12 @@ def load_english(path: Path | None) -> dict:
 
 def render(t: Table, en: dict) -> str:
     g = lambda kind, key: en.get(kind, {}).get(key)  # noqa: E731
-    out = [HEADER_COMMENT, f"source: {q(SOURCE_LABEL)}\n", "objectives:\n"]
+    out = [
+        HEADER_COMMENT,
+        f"source: {q(SOURCE_LABEL)}\n",
+        f"instrument: {q(INSTRUMENT)}\n",
+        "objectives:\n",
+    ]
     for code, title in t.objectives.items():
         out.append(f"  - code: {q(code)}\n    title: {fr_en(title, g('objective', code))}\n")
     out.append("issues:\n")

@@ -1,0 +1,1 @@
+"""Excel workbooks: templates for ministries, and a strict, tolerant, safe reader."""
