@@ -234,8 +234,12 @@ class OutboxMessage(Base):
     body_html: Mapped[str | None] = mapped_column(Text)
     # [{"filename": ..., "content_type": ..., "sha256": ...}], bytes in the file store.
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | sent
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending|sending|sent
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # A sender claims a message before sending so two workers never send the same one.
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
     last_error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -275,13 +279,16 @@ class Submission(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
     ingest_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The intake context: state expected from the portal link or the sender's address.
+    expected_state_id: Mapped[int | None] = mapped_column(ForeignKey("range_states.id"))
+    expected_cycle_id: Mapped[int | None] = mapped_column(ForeignKey("reporting_cycles.id"))
 
     issues: Mapped[list[ValidationIssue]] = relationship(
         back_populates="submission", order_by="ValidationIssue.id"
     )
     answers: Mapped[list[Answer]] = relationship(back_populates="submission", order_by="Answer.id")
-    cycle: Mapped[ReportingCycle | None] = relationship()
-    state: Mapped[RangeState | None] = relationship()
+    cycle: Mapped[ReportingCycle | None] = relationship(foreign_keys=[cycle_id])
+    state: Mapped[RangeState | None] = relationship(foreign_keys=[state_id])
 
 
 class ValidationIssue(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 11:48:36.092435
+Create Date: 2026-11-25 11:55:15.188507
 """
 
 from __future__ import annotations
@@ -214,10 +214,22 @@ def upgrade() -> None:
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("superseded_by_id", sa.Integer(), nullable=True),
         sa.Column("ingest_attempts", sa.Integer(), nullable=False),
+        sa.Column("expected_state_id", sa.Integer(), nullable=True),
+        sa.Column("expected_cycle_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["cycle_id"],
             ["reporting_cycles.id"],
             name=op.f("fk_submissions_cycle_id_reporting_cycles"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["expected_cycle_id"],
+            ["reporting_cycles.id"],
+            name=op.f("fk_submissions_expected_cycle_id_reporting_cycles"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["expected_state_id"],
+            ["range_states.id"],
+            name=op.f("fk_submissions_expected_state_id_range_states"),
         ),
         sa.ForeignKeyConstraint(
             ["file_sha256"],
@@ -281,6 +293,9 @@ def upgrade() -> None:
         sa.Column("attachments", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("claimed_by", sa.String(length=100), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("message_id", sa.String(length=200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
