@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mou.cli import cycles as cli_cycles
+from mou.cli import forms as cli_forms
+from mou.cli.common import print_json
 from mou.errors import Refused
 from mou.settings import Settings, get_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
-
-
-def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
-    sys.stdout.write("\n")
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -24,7 +21,7 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
     summary = prepare_database(settings)
     if args.json:
-        _print_json(summary)
+        print_json(summary)
     else:
         print(
             f"database ready: {summary['instruments']} instruments, {summary['states']} range "
@@ -40,7 +37,7 @@ def cmd_catalogue(args: argparse.Namespace, settings: Settings) -> int:
     with session_scope(settings) as session:
         data = describe(session)
     if args.json:
-        _print_json(data)
+        print_json(data)
         return 0
     for instrument in data["instruments"]:
         print(f"{instrument['code']}: {instrument['short_name']['en']}")
@@ -88,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each room of the service adds its own sub-commands.
-_COMMAND_MODULES: list[Any] = []
+_COMMAND_MODULES: list[Any] = [cli_forms, cli_cycles]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Refused as exc:
         print(f"mou: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head`: not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("mou: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,46 @@
+"""Helpers shared by the ``mou`` sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from mou.errors import Refused
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from exc
+
+
+def language(text: str) -> str:
+    if text not in ("en", "ru", "fr"):
+        raise argparse.ArgumentTypeError("language must be en, ru or fr")
+    return text
+
+
+def read_input_file(path: str, limit: int) -> bytes:
+    """Read a user's file, refusing (not crashing) when it is missing or unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit + 1)
+    except OSError as exc:
+        raise Refused(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def write_output_file(path: str, data: bytes) -> None:
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise Refused(f"cannot write {path}: {exc.strerror or exc}") from exc

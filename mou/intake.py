@@ -1,0 +1,442 @@
+"""Intake of returned workbooks: record the raw file first, then read, check and decide.
+
+``record_submission`` keeps the bytes and a row before anything else happens (the system of
+record); ``ingest_submission`` may run many times (retries, the sweep, two workers) and
+decides once: its writes land only if the submission is still undecided at commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mou import filestore
+from mou import models as m
+from mou.form_context import form_context, latest_accepted
+from mou.forms import load_form
+from mou.forms.messages import Messages
+from mou.settings import Settings
+from mou.workbook.extract import Extraction, Limits, Problem
+from mou.workbook.identity import IdentityError, TemplateIdentity, verify_identity
+from mou.workbook.sandbox import SandboxLimits, default_sandbox
+from mou.workbook.validate import Issue, Validation, validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestOutcome:
+    submission_id: int
+    status: str  # accepted | rejected | received (not decided: lost a race, try again)
+    language: str
+    issues: list[Issue] = field(default_factory=list)
+    state: str | None = None
+    cycle_id: int | None = None
+    version: int | None = None
+    superseded_id: int | None = None
+    already_decided: bool = False
+
+
+def safe_filename(name: str | None) -> str:
+    """A display name only: never used as a path."""
+    base = PurePath((name or "return.xlsx").replace("\\", "/")).name
+    cleaned = "".join(ch for ch in base if ch.isprintable() and ch not in '/\\:*?"<>|')
+    return cleaned[:200] or "return.xlsx"
+
+
+def state_of_sender(session: Session, sender: str | None) -> m.RangeState | None:
+    """The state whose authority writes from this address, if the address is known."""
+    if not sender:
+        return None
+    address = sender.strip().lower()
+    authority = session.scalars(
+        select(m.Authority).where(func.lower(m.Authority.email) == address)
+    ).first()
+    return authority.state if authority else None
+
+
+def record_submission(
+    session: Session,
+    settings: Settings,
+    data: bytes,
+    *,
+    filename: str | None,
+    sender: str | None = None,
+    channel: str = "cli",
+    expected_state: str | None = None,
+    expected_cycle_id: int | None = None,
+) -> tuple[m.Submission, bool]:
+    """Keep the bytes and record a submission; the same bytes again return the first row."""
+    stored = filestore.store(session, settings.files_dir, data)
+    existing = session.scalars(
+        select(m.Submission).filter_by(file_sha256=stored.sha256)
+    ).one_or_none()
+    if existing is not None:
+        return existing, False
+    expected = None
+    if expected_state:
+        expected = session.scalars(
+            select(m.RangeState).filter_by(code=expected_state.upper())
+        ).one_or_none()
+    expected = expected or state_of_sender(session, sender)
+    submission = m.Submission(
+        file_sha256=stored.sha256,
+        filename=safe_filename(filename),
+        sender=sender,
+        channel=channel,
+        status="received",
+        expected_state_id=expected.id if expected else None,
+        expected_cycle_id=expected_cycle_id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(submission)
+    except IntegrityError:
+        # The same bytes arrived at the same moment through another channel.
+        existing = session.scalars(select(m.Submission).filter_by(file_sha256=stored.sha256))
+        return existing.one(), False
+    return submission, True
+
+
+def sandbox_limits(settings: Settings) -> SandboxLimits:
+    return SandboxLimits(
+        extract=Limits(settings.max_inflated_bytes, settings.max_sheet_cells),
+        memory_bytes=settings.parse_memory_bytes,
+        timeout_seconds=settings.parse_timeout_seconds,
+    )
+
+
+def _claimed_language(tokens: dict[str, str | None]) -> str | None:
+    """The language a token claims, read without trusting it (only to choose words)."""
+    import base64
+    import json
+
+    for token in tokens.values():
+        try:
+            payload = str(token).split(".")[1]
+            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            if data.get("language") in ("en", "ru", "fr"):
+                return data["language"]
+        except (IndexError, ValueError, AttributeError, TypeError):
+            continue
+    return None
+
+
+def identify(extraction: Extraction, secret: str) -> TemplateIdentity | str:
+    """The template's verified identity, or the code of the problem with it."""
+    tokens = [t for t in extraction.tokens.values() if t]
+    if not tokens:
+        return "no_identity"
+    identities = set()
+    for token in tokens:
+        try:
+            identities.add(verify_identity(token, secret))
+        except IdentityError:
+            return "identity_tampered"
+    if len(identities) != 1:
+        return "identity_tampered"
+    identity = identities.pop()
+    meta = extraction.meta
+    visible = {
+        "instrument": identity.instrument,
+        "form_version": identity.form_version,
+        "cycle_id": identity.cycle_id,
+        "state": identity.state,
+        "language": identity.language,
+    }
+    for key, value in visible.items():
+        if key in meta and str(meta[key]).strip() != str(value):
+            return "identity_tampered"
+    return identity
+
+
+def _match_request(
+    session: Session, submission: m.Submission, identity: TemplateIdentity, messages: Messages
+) -> tuple[m.ReportingCycle, m.ReportRequest] | Issue:
+    """The cycle and request the identity points to, or the reason it cannot be accepted."""
+
+    def refuse(code: str, **params: object) -> Issue:
+        return Issue("error", code, messages.issue(code, **params))
+
+    cycle = session.get(m.ReportingCycle, identity.cycle_id)
+    if cycle is None or cycle.instrument.code != identity.instrument:
+        return refuse("unknown_cycle")
+    language = messages.language
+    state = session.scalars(select(m.RangeState).filter_by(code=identity.state)).one_or_none()
+    state_name = state.name.get(language, state.name["en"]) if state else identity.state
+    if submission.expected_cycle_id and submission.expected_cycle_id != cycle.id:
+        expected_cycle = session.get(m.ReportingCycle, submission.expected_cycle_id)
+        return refuse(
+            "wrong_cycle",
+            found=cycle.period,
+            expected=expected_cycle.period if expected_cycle else "?",
+        )
+    if submission.expected_state_id and state and submission.expected_state_id != state.id:
+        expected = session.get(m.RangeState, submission.expected_state_id)
+        assert expected is not None
+        return refuse(
+            "wrong_state",
+            found=state_name,
+            expected=expected.name.get(language, expected.name["en"]),
+        )
+    if cycle.status != "open":
+        return refuse("cycle_closed", period=cycle.period)
+    if identity.form_version != cycle.form_version:
+        return refuse(
+            "outdated_form",
+            found=identity.form_version,
+            expected=cycle.form_version,
+            period=cycle.period,
+        )
+    request = (
+        session.scalars(
+            select(m.ReportRequest).filter_by(cycle_id=cycle.id, state_id=state.id)
+        ).one_or_none()
+        if state
+        else None
+    )
+    if request is None:
+        return refuse("not_requested", state=state_name, period=cycle.period)
+    return cycle, request
+
+
+def _message_language(session: Session, submission: m.Submission, claimed: str | None) -> str:
+    if claimed:
+        return claimed
+    if submission.expected_state_id:
+        state = session.get(m.RangeState, submission.expected_state_id)
+        if state:
+            return state.language
+    return "en"
+
+
+def _limit_issue(problem: Problem, settings: Settings) -> Problem:
+    if problem.code == "oversized_content":
+        return Problem(problem.code, {"limit": settings.max_inflated_bytes // 2**20})
+    return problem
+
+
+def ingest_submission(
+    session: Session, settings: Settings, submission_id: int, now: dt.datetime | None = None
+) -> IngestOutcome:
+    """Read, check and decide one submission. Safe to repeat: a decided one is reported as is."""
+    submission = session.get(m.Submission, submission_id)
+    if submission is None:
+        raise LookupError(f"no submission {submission_id}")
+    if submission.status != "received":
+        return _outcome(session, submission, already_decided=True)
+    submission.ingest_attempts += 1
+    session.flush()
+    data = filestore.read_bytes(settings.files_dir, submission.file_sha256)
+
+    issues: list[Issue] = []
+    validation = Validation()
+    identity: TemplateIdentity | None = None
+    cycle = request = None
+    if len(data) > settings.max_upload_bytes:
+        language = _message_language(session, submission, None)
+        messages = Messages(settings.forms_dir, language)
+        limit = settings.max_upload_bytes // 2**20
+        issues.append(
+            Issue("error", "file_too_large", messages.issue("file_too_large", limit=limit))
+        )
+    else:
+        extraction = default_sandbox(sandbox_limits(settings)).parse(data)
+        if isinstance(extraction, Problem):
+            language = _message_language(session, submission, None)
+            messages = Messages(settings.forms_dir, language)
+            problem = _limit_issue(extraction, settings)
+            issues.append(
+                Issue("error", problem.code, messages.issue(problem.code, **problem.params))
+            )
+        else:
+            found = identify(extraction, settings.secret)
+            claimed = found.language if isinstance(found, TemplateIdentity) else None
+            language = _message_language(
+                session, submission, claimed or _claimed_language(extraction.tokens)
+            )
+            messages = Messages(settings.forms_dir, language)
+            if isinstance(found, str):
+                issues.append(Issue("error", found, messages.issue(found)))
+            else:
+                identity = found
+                matched = _match_request(session, submission, identity, messages)
+                if isinstance(matched, Issue):
+                    issues.append(matched)
+                else:
+                    cycle, request = matched
+                    context = form_context(session, settings, cycle)
+                    validation = validate(extraction, context, messages)
+                    issues.extend(validation.issues)
+
+    accepted = cycle is not None and not any(i.severity == "error" for i in issues)
+    return _decide(
+        session,
+        settings,
+        submission,
+        issues,
+        validation,
+        (cycle, request, identity),
+        language,
+        accepted,
+        now,
+    )
+
+
+def _decide(
+    session: Session,
+    settings: Settings,
+    submission: m.Submission,
+    issues: list[Issue],
+    validation: Validation,
+    matched: tuple[m.ReportingCycle | None, m.ReportRequest | None, TemplateIdentity | None],
+    language: str,
+    accepted: bool,
+    now: dt.datetime | None,
+) -> IngestOutcome:
+    cycle, request, identity = matched
+    now = now or m.utcnow()
+    status = "accepted" if accepted else "rejected"
+    superseded_id = None
+    version = None
+    if cycle is not None and request is not None:
+        version = (
+            session.scalar(
+                select(func.max(m.Submission.version)).where(
+                    m.Submission.cycle_id == cycle.id,
+                    m.Submission.state_id == request.state_id,
+                )
+            )
+            or 0
+        ) + 1
+    # Decide only if nobody else did meanwhile: the conditional update is the lock.
+    won = session.execute(
+        update(m.Submission)
+        .where(m.Submission.id == submission.id, m.Submission.status == "received")
+        .values(
+            status=status,
+            decided_at=now,
+            language=language,
+            cycle_id=cycle.id if cycle else None,
+            state_id=request.state_id if request else None,
+            request_id=request.id if request else None,
+            form_version=identity.form_version if identity else None,
+            version=version,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        session.rollback()
+        session.refresh(submission)
+        return _outcome(session, submission, already_decided=True)
+    for issue in issues:
+        session.add(
+            m.ValidationIssue(
+                submission_id=submission.id,
+                severity=issue.severity,
+                code=issue.code,
+                field_key=issue.field_key,
+                sheet=issue.sheet,
+                cell=issue.cell,
+                message=issue.message,
+            )
+        )
+    if accepted and cycle is not None and request is not None:
+        previous = latest_accepted(session, cycle.instrument_id, request.state_id, before=cycle)
+        earlier = (
+            {(a.field_key, a.row_key, a.column_key): a.value for a in previous.answers}
+            if previous
+            else {}
+        )
+        carry = {
+            f.key
+            for f in load_form(settings.forms_dir, cycle.instrument.code).fields
+            if f.carry_forward
+        }
+        for answer in validation.answers:
+            key = (answer.field_key, answer.row_key, answer.column_key)
+            session.add(
+                m.Answer(
+                    submission_id=submission.id,
+                    field_key=answer.field_key,
+                    row_key=answer.row_key,
+                    column_key=answer.column_key,
+                    value=answer.value,
+                    carried_forward=answer.field_key in carry
+                    and key in earlier
+                    and earlier[key] == answer.value,
+                )
+            )
+        older = session.scalars(
+            select(m.Submission).where(
+                m.Submission.cycle_id == cycle.id,
+                m.Submission.state_id == request.state_id,
+                m.Submission.status == "accepted",
+                m.Submission.superseded_by_id.is_(None),
+                m.Submission.id != submission.id,
+            )
+        ).all()
+        for old in older:
+            old.superseded_by_id = submission.id
+            superseded_id = old.id
+    session.flush()
+    session.refresh(submission)
+    outcome = _outcome(session, submission)
+    outcome.superseded_id = superseded_id
+    return outcome
+
+
+def _outcome(
+    session: Session, submission: m.Submission, already_decided: bool = False
+) -> IngestOutcome:
+    issues = [
+        Issue(i.severity, i.code, i.message, i.field_key, i.sheet, i.cell)
+        for i in session.scalars(
+            select(m.ValidationIssue)
+            .filter_by(submission_id=submission.id)
+            .order_by(m.ValidationIssue.id)
+        )
+    ]
+    return IngestOutcome(
+        submission_id=submission.id,
+        status=submission.status,
+        language=submission.language or "en",
+        issues=issues,
+        state=submission.state.code if submission.state else None,
+        cycle_id=submission.cycle_id,
+        version=submission.version,
+        already_decided=already_decided,
+    )
+
+
+def submit_file(
+    settings: Settings,
+    data: bytes,
+    *,
+    filename: str | None,
+    sender: str | None = None,
+    state: str | None = None,
+    channel: str = "cli",
+) -> tuple[IngestOutcome, bool]:
+    """Record then ingest synchronously (``mou submit``). The record is committed first."""
+    from mou.database import session_scope
+
+    with session_scope(settings) as session:
+        submission, created = record_submission(
+            session,
+            settings,
+            data,
+            filename=filename,
+            sender=sender,
+            channel=channel,
+            expected_state=state,
+        )
+        submission_id = submission.id
+    with session_scope(settings) as session:
+        return ingest_submission(session, settings, submission_id), created
