@@ -1,0 +1,216 @@
+"""Charts as inline SVG, drawn here in Python: no JavaScript, no network, text stays text.
+
+Every label is XML-escaped; callers pass already translated, already formatted strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup, escape
+
+FONT = "Report Sans"
+INK = "#1a1a1a"
+GRID = "#c8ccd2"
+CURRENT = "#1f4e79"
+PREVIOUS = "#a9bfd6"
+
+# Status colours shared with report.css (the matrix cells use the same palette).
+STATUS_COLOURS = {
+    "completed": "#2e7d32",
+    "ongoing": "#5b9bd5",
+    "in_progress": "#f2b134",
+    "not_started": "#d9534f",
+    "not_applicable": "#b8b8b8",
+    "not_reported": "#ffffff",
+}
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: int | None
+    value_text: str
+    previous: int | None = None
+    previous_text: str = ""
+
+
+@dataclass(frozen=True)
+class Segment:
+    key: str
+    value: int
+    label: str
+
+
+@dataclass(frozen=True)
+class StackedBar:
+    label: str
+    segments: tuple[Segment, ...]
+    note: str = ""
+
+
+def _text(
+    x: float,
+    y: float,
+    text: str,
+    *,
+    size: float = 9,
+    anchor: str = "start",
+    weight: str = "normal",
+    fill: str = INK,
+) -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-family="{FONT}" font-size="{size}" '
+        f'font-weight="{weight}" text-anchor="{anchor}" fill="{fill}">{escape(text)}</text>'
+    )
+
+
+def _nice_max(value: int) -> int:
+    """A round axis maximum at or above ``value`` (1, 2, 2.5, 5 × 10^n)."""
+    if value <= 0:
+        return 1
+    magnitude = 10 ** (len(str(value)) - 1)
+    for step in (1, 2, 2.5, 5, 10):
+        candidate = int(step * magnitude)
+        if candidate >= value:
+            return candidate
+    return 10 * magnitude
+
+
+def population_bars(
+    bars: Sequence[Bar],
+    *,
+    title: str,
+    current_label: str,
+    previous_label: str | None,
+    tick_format: callable,  # type: ignore[valid-type]
+    width: float = 600,
+) -> Markup:
+    """Horizontal bars per state: this cycle, and the previous cycle where known."""
+    label_width = 190.0
+    value_room = 70.0
+    plot_width = width - label_width - value_room
+    has_previous = previous_label is not None and any(b.previous is not None for b in bars)
+    bar_height = 12.0
+    row_height = bar_height * (2 if has_previous else 1) + 12
+    top = 34.0
+    height = top + row_height * len(bars) + 24
+    peak = max([b.value or 0 for b in bars] + [b.previous or 0 for b in bars] + [1])
+    axis_max = _nice_max(peak)
+
+    def scale(value: int) -> float:
+        return plot_width * value / axis_max
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+        f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    # Legend
+    parts.append(f'<rect x="{label_width}" y="6" width="12" height="10" fill="{CURRENT}"/>')
+    parts.append(_text(label_width + 17, 15, current_label, size=8.5))
+    if has_previous and previous_label:
+        x = label_width + 30 + 6.2 * len(current_label) + 20
+        parts.append(f'<rect x="{x:.1f}" y="6" width="12" height="10" fill="{PREVIOUS}"/>')
+        parts.append(_text(x + 17, 15, previous_label, size=8.5))
+    # Grid and ticks
+    for i in range(5):
+        value = axis_max * i // 4
+        x = label_width + scale(value)
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" '
+            f'y2="{height - 20:.1f}" stroke="{GRID}" stroke-width="0.6"/>'
+        )
+        parts.append(_text(x, height - 8, tick_format(value), size=7.5, anchor="middle"))
+    for index, bar in enumerate(bars):
+        y = top + index * row_height
+        parts.append(_text(label_width - 8, y + bar_height - 2, bar.label, anchor="end"))
+        if bar.value is not None:
+            w = scale(bar.value)
+            parts.append(
+                f'<rect x="{label_width}" y="{y:.1f}" width="{max(w, 0.8):.1f}" '
+                f'height="{bar_height}" fill="{CURRENT}"/>'
+            )
+            parts.append(
+                _text(label_width + w + 4, y + bar_height - 2, bar.value_text, weight="bold")
+            )
+        if has_previous and bar.previous is not None:
+            y2 = y + bar_height + 1
+            w = scale(bar.previous)
+            parts.append(
+                f'<rect x="{label_width}" y="{y2:.1f}" width="{max(w, 0.8):.1f}" '
+                f'height="{bar_height - 2}" fill="{PREVIOUS}"/>'
+            )
+            parts.append(
+                _text(label_width + w + 4, y2 + bar_height - 4, bar.previous_text, size=8)
+            )
+    parts.append(
+        f'<line x1="{label_width}" y1="{top - 4}" x2="{label_width}" '
+        f'y2="{height - 20:.1f}" stroke="{INK}" stroke-width="0.8"/>'
+    )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def stacked_shares(
+    bars: Sequence[StackedBar],
+    *,
+    title: str,
+    legend: Sequence[tuple[str, str]],
+    width: float = 600,
+    label_width: float = 150,
+) -> Markup:
+    """100 % stacked horizontal bars (status shares per objective), with a legend."""
+    note_room = 46.0
+    plot_width = width - label_width - note_room
+    bar_height = 14.0
+    row_height = 22.0
+    legend_rows = 1 + (len(legend) - 1) // 3
+    top = 10 + legend_rows * 16 + 8
+    height = top + row_height * len(bars) + 18
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+        f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    column_width = (width - label_width) / 3
+    for i, (key, label) in enumerate(legend):
+        x = label_width + (i % 3) * column_width
+        y = 8 + (i // 3) * 16
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y}" width="11" height="10" '
+            f'fill="{STATUS_COLOURS.get(key, GRID)}" stroke="#777" stroke-width="0.4"/>'
+        )
+        parts.append(_text(x + 15, y + 9, label, size=8))
+    for index, bar in enumerate(bars):
+        y = top + index * row_height
+        parts.append(_text(label_width - 8, y + bar_height - 3, bar.label, anchor="end"))
+        total = sum(s.value for s in bar.segments)
+        x = label_width
+        for segment in bar.segments:
+            if not total or not segment.value:
+                continue
+            w = plot_width * segment.value / total
+            parts.append(
+                f'<rect x="{x:.2f}" y="{y:.1f}" width="{w:.2f}" height="{bar_height}" '
+                f'fill="{STATUS_COLOURS.get(segment.key, GRID)}" stroke="#ffffff" '
+                f'stroke-width="0.5"/>'
+            )
+            x += w
+        parts.append(
+            f'<rect x="{label_width}" y="{y:.1f}" width="{plot_width:.1f}" '
+            f'height="{bar_height}" fill="none" stroke="#777" stroke-width="0.5"/>'
+        )
+        if bar.note:
+            parts.append(
+                _text(label_width + plot_width + 6, y + bar_height - 3, bar.note, weight="bold")
+            )
+    for i in range(5):
+        x = label_width + plot_width * i / 4
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{height - 16:.1f}" x2="{x:.1f}" y2="{height - 12:.1f}" '
+            f'stroke="{INK}" stroke-width="0.6"/>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -1,0 +1,294 @@
+"""Templates and the reader: round trips through LibreOffice, moved blocks, identity checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from mou import models as m
+from mou.cycles import open_cycle
+from mou.database import session_scope
+from mou.form_context import template_for
+from mou.forms import load_form
+from mou.intake import submit_file
+from mou.settings import Settings
+from mou.setup import prepare_database
+from tests.workbooks import fill, libreoffice_convert
+
+BUKHARA_STATES = ["AF", "KZ", "TJ", "TM", "UZ"]
+
+
+@dataclass
+class Env:
+    settings: Settings
+    bukhara: int
+    cami: int
+
+
+def open_test_cycles(settings: Settings) -> Env:
+    prepare_database(settings)
+    with session_scope(settings) as session:
+        bukhara = open_cycle(session, settings, "bukhara-deer", "2025-2026", dt.date(2027, 3, 31))
+        cami = open_cycle(session, settings, "cami", "2024-2026", dt.date(2027, 6, 30))
+        return Env(settings, bukhara.cycle.id, cami.cycle.id)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("forms")
+    yield open_test_cycles(Settings(var_dir=root / "var"))
+
+
+def template(env: Env, state: str, language: str = "en", instrument: str = "bukhara-deer") -> bytes:
+    cycle = env.bukhara if instrument == "bukhara-deer" else env.cami
+    with session_scope(env.settings) as session:
+        return template_for(session, env.settings, cycle, state, language)
+
+
+def bukhara_answers(language: str = "en", total: int = 1776) -> dict:
+    """A complete, valid return (Uzbekistan's 2023 census figures) typed as labels."""
+    form = load_form(Path("forms"), "bukhara-deer")
+
+    def label(choice_list: str, value: str) -> str:
+        return next(c.label(language) for c in form.choices[choice_list] if c.value == value)
+
+    return {
+        "reporting_institution": "Ministry of Ecology, Environmental Protection and Climate Change",
+        "submission_date": dt.datetime(2027, 2, 15),
+        "focal_point_email": "focal.point.uz@example.org",
+        "population_sites": [
+            [
+                "Lower Amudarya Biosphere Reserve",
+                "LABR",
+                2023,
+                1475,
+                label("census_method", "ground_count"),
+                label("trend", "increasing"),
+            ],
+            ["Kyzylkum Reserve", None, 2023, 186, None, label("trend", "stable")],
+            ["Zarafshan National Nature Park", None, 2023, "105", None, None],
+            ["Khorezm National Nature Park", None, "2023", 10, None, None],
+        ],
+        "national_total": total,
+        "national_trend": label("trend", "increasing"),
+        "threats": {0: [label("severity", "high"), "Ranger patrols doubled"]},
+        "action_plan_implementation": {
+            0: [label("activity_status", "in_progress"), "Reintroduction to Khorezm"]
+        },
+        "mou_signed": label_yes(language),
+    }
+
+
+def label_yes(language: str) -> str:
+    return {"en": "Yes", "ru": "Да", "fr": "Oui"}[language]
+
+
+def answers_of(settings: Settings, submission_id: int) -> dict:
+    with session_scope(settings) as session:
+        rows = session.scalars(select(m.Answer).filter_by(submission_id=submission_id)).all()
+        return {(a.field_key, a.row_key, a.column_key): a.value for a in rows}
+
+
+def submit(env: Env, data: bytes, **kwargs):
+    outcome, _ = submit_file(env.settings, data, filename="return.xlsx", **kwargs)
+    return outcome
+
+
+def codes(outcome) -> list[str]:
+    return [issue.code for issue in outcome.issues]
+
+
+# -- building -------------------------------------------------------------------------------
+
+
+def test_template_names_every_field_and_protects_labels(env: Env) -> None:
+    form = load_form(env.settings.forms_dir, "bukhara-deer")
+    wb = load_workbook(io.BytesIO(template(env, "KZ", "ru")))
+    assert {f.key for f in form.fields} <= set(wb.defined_names)
+    assert wb["_mou_meta"].sheet_state == "veryHidden"
+    assert wb["_mou_lists"].sheet_state == "hidden"
+    assert wb.sheetnames[0] == "Инструкции"
+    sheet, ref = next(iter(wb.defined_names["national_total"].destinations))
+    ws = wb[sheet]
+    cell = ws[ref.replace("$", "")]
+    assert ws.protection.sheet and not cell.protection.locked
+    assert ws.cell(row=cell.row, column=1).protection.locked
+    dropdowns = [dv for dv in ws.data_validations.dataValidation if dv.type == "list"]
+    assert dropdowns and all(len(dv.formula1) < 255 for dv in dropdowns)
+    assert str(ws.page_setup.paperSize) == ws.PAPERSIZE_A4
+
+
+def test_cami_template_lists_all_121_activities(env: Env) -> None:
+    wb = load_workbook(io.BytesIO(template(env, "MN", "en", "cami")))
+    sheet, ref = next(iter(wb.defined_names["activities"].destinations))
+    rows = list(wb[sheet][ref.replace("$", "")])
+    assert len(rows) == 121
+    assert rows[0][0].value == "1.1.1" and rows[-1][0].value == "4.3.1"
+
+
+# -- round trips ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", BUKHARA_STATES)
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_return_saved_by_libreoffice_reads_back_identical(env: Env, state: str, language: str):
+    filled = fill(
+        template(env, state, language),
+        bukhara_answers(language),
+        keyed={"threats", "action_plan_implementation"},
+    )
+    direct = submit(env, filled)
+    assert direct.status == "accepted", codes(direct)
+    resaved = libreoffice_convert(filled, ".xlsx", "xlsx")
+    assert resaved != filled
+    through_libreoffice = submit(env, resaved)
+    assert through_libreoffice.status == "accepted", [i.message for i in through_libreoffice.issues]
+    assert answers_of(env.settings, direct.submission_id) == answers_of(
+        env.settings, through_libreoffice.submission_id
+    )
+    answers = answers_of(env.settings, direct.submission_id)
+    assert answers[("population_sites", "1", "count")] == 1475
+    assert answers[("population_sites", "3", "count")] == 105
+    assert answers[("national_trend", "", "")] == "increasing"
+    assert answers[("threats", "poaching", "severity")] == "high"
+    assert answers[("submission_date", "", "")] == "2027-02-15"
+    assert through_libreoffice.version == direct.version + 1
+    assert through_libreoffice.superseded_id == direct.submission_id
+
+
+def test_renamed_sheets_and_inserted_rows_are_read_by_name(env: Env) -> None:
+    filled = fill(
+        template(env, "TJ"), bukhara_answers(), keyed={"threats", "action_plan_implementation"}
+    )
+    wb = load_workbook(io.BytesIO(filled))
+    population = next(ws for ws in wb.worksheets if ws.title.startswith("3."))
+    population.title = "Populations (edited)"
+    population.insert_rows(1, amount=4)  # openpyxl does not move names: move them as Excel does
+    for name, defined in list(wb.defined_names.items()):
+        if "3. Population" in defined.attr_text:
+            sheet_ref = defined.attr_text.split("!")[1]
+            import re
+
+            moved = re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + 4}", sheet_ref)
+            defined.attr_text = f"'Populations (edited)'!{moved}"
+    wb.worksheets[1].title = "General"
+    for defined in wb.defined_names.values():
+        defined.attr_text = defined.attr_text.replace("'1. General information'", "General")
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    outcome = submit(env, buffer.getvalue())
+    assert outcome.status == "accepted", [i.message for i in outcome.issues]
+    answers = answers_of(env.settings, outcome.submission_id)
+    assert answers[("population_sites", "1", "count")] == 1475
+    assert answers[("reporting_institution", "", "")].startswith("Ministry of Ecology")
+
+
+def test_typed_numbers_and_dates_as_people_type_them(env: Env) -> None:
+    answers = bukhara_answers()
+    answers["national_total"] = "1 776"
+    answers["submission_date"] = "15.02.2027"
+    answers["population_sites"][0][3] = "1,475"
+    answers["population_sites"][1][3] = "186.0"
+    outcome = submit(
+        env, fill(template(env, "TM"), answers, keyed={"threats", "action_plan_implementation"})
+    )
+    assert outcome.status == "accepted", [i.message for i in outcome.issues]
+    stored = answers_of(env.settings, outcome.submission_id)
+    assert stored[("national_total", "", "")] == 1776
+    assert stored[("population_sites", "1", "count")] == 1475
+    assert stored[("population_sites", "2", "count")] == 186
+    assert stored[("submission_date", "", "")] == "2027-02-15"
+
+
+def test_approximate_count_is_a_warning_and_no_number(env: Env) -> None:
+    answers = bukhara_answers("ru")
+    answers["population_sites"][1][3] = "около 200"
+    outcome = submit(
+        env,
+        fill(template(env, "AF", "ru"), answers, keyed={"threats", "action_plan_implementation"}),
+    )
+    assert outcome.status == "accepted"
+    warning = next(i for i in outcome.issues if i.code == "approximate")
+    assert warning.severity == "warning" and "около 200" in warning.message
+    assert warning.cell and warning.sheet
+    assert ("population_sites", "2", "count") not in answers_of(env.settings, outcome.submission_id)
+
+
+# -- identity -------------------------------------------------------------------------------
+
+
+def test_kazakh_template_sent_for_uzbekistan_is_refused(env: Env) -> None:
+    filled = fill(
+        template(env, "KZ", "ru"),
+        bukhara_answers("ru"),
+        keyed={"threats", "action_plan_implementation"},
+    )
+    outcome = submit(env, filled, sender="environment.uz@example.org")
+    assert outcome.status == "rejected"
+    assert codes(outcome) == ["wrong_state"]
+    assert "Казахстан" in outcome.issues[0].message and "Узбекистан" in outcome.issues[0].message
+    by_state = submit(
+        env,
+        fill(
+            template(env, "KZ"), bukhara_answers(), keyed={"threats", "action_plan_implementation"}
+        ),
+        state="UZ",
+    )
+    assert codes(by_state) == ["wrong_state"]
+
+
+def test_edited_hidden_identity_is_refused(env: Env) -> None:
+    wb = load_workbook(
+        io.BytesIO(
+            fill(
+                template(env, "KZ"),
+                bukhara_answers(),
+                keyed={"threats", "action_plan_implementation"},
+            )
+        )
+    )
+    meta = wb["_mou_meta"]
+    for row in meta.iter_rows():
+        if row[0].value == "state":
+            row[1].value = "UZ"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    outcome = submit(env, buffer.getvalue())
+    assert codes(outcome) == ["identity_tampered"]
+    assert "altered" in outcome.issues[0].message
+
+
+def test_template_signed_with_another_secret_is_refused(env: Env) -> None:
+    other = Settings(var_dir=env.settings.var_dir, secret="another-service-secret-0123456789")
+    with session_scope(other) as session:
+        foreign = template_for(session, other, env.bukhara, "KZ", "en")
+    outcome = submit(
+        env, fill(foreign, bukhara_answers(), keyed={"threats", "action_plan_implementation"})
+    )
+    assert codes(outcome) == ["identity_tampered"]
+
+
+def test_resubmitting_the_same_bytes_is_recognised(env: Env) -> None:
+    filled = fill(
+        template(env, "UZ"),
+        bukhara_answers(total=1777),
+        keyed={"threats", "action_plan_implementation"},
+    )
+    first, created = submit_file(env.settings, filled, filename="a.xlsx")
+    again, created_again = submit_file(env.settings, filled, filename="b.xlsx")
+    assert created and not created_again
+    assert again.submission_id == first.submission_id and again.already_decided
+    with session_scope(env.settings) as session:
+        count = session.scalars(
+            select(m.Submission).filter_by(
+                file_sha256=session.get(m.Submission, first.submission_id).file_sha256
+            )
+        ).all()
+        assert len(count) == 1
