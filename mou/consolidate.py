@@ -127,6 +127,8 @@ class CycleInfo:
     status: str
     opened_at: dt.datetime
     closed_at: dt.datetime | None
+    # Labels of the form's catalogue-driven lists: "@activities" and "@species" -> value -> text.
+    catalogue_choices: Mapping[str, Mapping[str, Translated]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -498,7 +500,7 @@ def _state_ref(state: m.RangeState, role: str) -> StateRef:
     )
 
 
-def _cycle_info(cycle: m.ReportingCycle, form: FormSpec) -> CycleInfo:
+def _cycle_info(cycle: m.ReportingCycle, form: FormSpec, labels: _Labels) -> CycleInfo:
     instrument = cycle.instrument
     return CycleInfo(
         id=cycle.id,
@@ -517,6 +519,10 @@ def _cycle_info(cycle: m.ReportingCycle, form: FormSpec) -> CycleInfo:
         status=cycle.status,
         opened_at=_utc(cycle.opened_at) or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
         closed_at=_utc(cycle.closed_at),
+        catalogue_choices={
+            ACTIVITIES_SOURCE: labels.choices(ACTIVITIES_SOURCE),
+            SPECIES_SOURCE: labels.choices(SPECIES_SOURCE),
+        },
     )
 
 
@@ -666,7 +672,13 @@ def read_return(
     state = _state_ref(submission.state, roles.get(submission.state.id, "range_state"))
     issues = [i for i in submission.issues if i.severity == "warning"]
     return _read_return(
-        _cycle_info(cycle, form), state, submission, submission.answers, issues, form, labels
+        _cycle_info(cycle, form, labels),
+        state,
+        submission,
+        submission.answers,
+        issues,
+        form,
+        labels,
     )
 
 
@@ -1167,7 +1179,7 @@ def consolidate(
     instrument = cycle.instrument
     form = load_form(forms_dir or _default_forms_dir(), instrument.code)
     labels = _labels_for(session, instrument, form)
-    cycle_info = _cycle_info(cycle, form)
+    cycle_info = _cycle_info(cycle, form, labels)
 
     participations = sorted(
         instrument.participations, key=lambda p: (sort_name(text_in(p.state.name, "en")), p.id)

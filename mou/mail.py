@@ -12,6 +12,7 @@ window, with the same Message-ID so mail clients can recognise the duplicate).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import email.policy
 import hashlib
@@ -105,7 +106,7 @@ def enqueue_message(
     The row becomes visible to deliverers when the caller's transaction commits. Raises
     ValueError for a message that could never be sent (bad address, multi-line subject).
     """
-    _validate(key=key, kind=kind, to=to, cc=cc, subject=subject)
+    _validate(key=key, kind=kind, to=to, cc=cc, subject=subject, attachments=attachments)
     existing = _by_key(session, key)
     if existing is not None:
         return existing, False
@@ -152,16 +153,26 @@ def enqueue_message(
             if existing is not None:
                 logger.debug("outbox key %s was enqueued concurrently; keeping that row", key)
                 return existing, False
-            # The conflict was a stored file another transaction recorded at the same moment.
+            # The conflict was a stored file another transaction recorded at the same moment;
+            # it is committed now, so the next try finds it.
             if attempt == _ENQUEUE_TRIES:
                 raise
+            logger.debug("attachment of %s was stored concurrently; retrying", key)
             continue
         logger.info("enqueued %s message %s (%s)", kind, key, row.message_id)
         return row, True
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _validate(*, key: str, kind: str, to: list[str], cc: list[str], subject: str) -> None:
+def _validate(
+    *,
+    key: str,
+    kind: str,
+    to: list[str],
+    cc: list[str],
+    subject: str,
+    attachments: Sequence[Attachment],
+) -> None:
     # Checked here so both databases behave the same (SQLite ignores VARCHAR lengths) and a
     # message that could never be built is refused at the caller, not retried ten times.
     if not key or len(key) > _KEY_LENGTH:
@@ -172,8 +183,11 @@ def _validate(*, key: str, kind: str, to: list[str], cc: list[str], subject: str
         raise ValueError(f"message {key} has no recipient")
     for text in (*to, *cc):
         _address(text)
-    if "\n" in subject or "\r" in subject:
-        raise ValueError(f"message {key} has a subject with a line break")
+    for line in (subject, *(a.filename for a in attachments)):
+        if "\n" in line or "\r" in line:
+            raise ValueError(f"message {key}: line break in {line!r}")
+    if any(not a.filename for a in attachments):
+        raise ValueError(f"message {key} has an attachment without a file name")
 
 
 def _by_key(session: Session, key: str) -> OutboxMessage | None:
@@ -214,11 +228,25 @@ def build_email(message: OutboxMessage, settings: Settings) -> email.message.Ema
         mail.add_alternative(message.body_html, subtype="html")
     for item in message.attachments or []:
         data = filestore.read_bytes(settings.files_dir, item["sha256"])
-        maintype, _, subtype = str(item.get("content_type") or "").partition("/")
-        if not maintype or not subtype:
-            maintype, subtype = "application", "octet-stream"
-        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=item["filename"])
+        maintype, subtype, params = _content_type(str(item.get("content_type") or ""))
+        mail.add_attachment(
+            data, maintype=maintype, subtype=subtype, filename=item["filename"], params=params
+        )
     return mail
+
+
+def _content_type(value: str) -> tuple[str, str, dict[str, str]]:
+    """``text/csv; charset=utf-8`` -> ("text", "csv", {"charset": "utf-8"})."""
+    kind, *rest = value.split(";")
+    maintype, _, subtype = kind.strip().lower().partition("/")
+    if not maintype or not subtype:
+        return "application", "octet-stream", {}
+    params = {}
+    for item in rest:
+        name, _, param = item.partition("=")
+        if name.strip():
+            params[name.strip().lower()] = param.strip().strip('"')
+    return maintype, subtype, params
 
 
 def _address(text: str) -> Address:
@@ -515,7 +543,7 @@ class _SmtpTransport:
             if s.smtp_starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if s.smtp_user:
-                smtp.login(s.smtp_user, s.smtp_password)
+                _login(smtp, s.smtp_user, s.smtp_password)
         except BaseException:
             smtp.close()
             raise
@@ -525,7 +553,7 @@ class _SmtpTransport:
         if self._smtp is None:
             try:
                 self._smtp = self._connect()
-            except (OSError, smtplib.SMTPException) as exc:
+            except Exception as exc:  # whatever stops the session stops every message
                 raise _Unreachable(str(exc)) from exc
         envelope_from = _address(message.sender).addr_spec
         recipients = [_address(text).addr_spec for text in (*message.to, *message.cc)]
@@ -543,6 +571,20 @@ class _SmtpTransport:
             smtp.quit()
         except (OSError, smtplib.SMTPException):
             smtp.close()
+
+
+def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
+    if (user + password).isascii():
+        smtp.login(user, password)
+        return
+    # smtplib encodes credentials as ASCII; AUTH PLAIN is defined on UTF-8 (RFC 4616).
+    smtp.ehlo_or_helo_if_needed()
+    if "PLAIN" not in smtp.esmtp_features.get("auth", "").upper().split():
+        raise smtplib.SMTPException("the relay offers no AUTH PLAIN for a non-ASCII password")
+    token = base64.b64encode(f"\0{user}\0{password}".encode()).decode("ascii")
+    code, reply = smtp.docmd("AUTH", f"PLAIN {token}")
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, reply)
 
 
 class _FileTransport:

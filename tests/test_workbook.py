@@ -61,7 +61,7 @@ def bukhara_answers(language: str = "en", total: int = 1776) -> dict:
 
     return {
         "reporting_institution": "Ministry of Ecology, Environmental Protection and Climate Change",
-        "submission_date": dt.datetime(2027, 2, 15),
+        "submission_date": dt.datetime(2026, 11, 20),
         "focal_point_email": "focal.point.uz@example.org",
         "population_sites": [
             [
@@ -158,7 +158,7 @@ def test_return_saved_by_libreoffice_reads_back_identical(env: Env, state: str, 
     assert answers[("population_sites", "3", "count")] == 105
     assert answers[("national_trend", "", "")] == "increasing"
     assert answers[("threats", "poaching", "severity")] == "high"
-    assert answers[("submission_date", "", "")] == "2027-02-15"
+    assert answers[("submission_date", "", "")] == "2026-11-20"
     assert through_libreoffice.version == direct.version + 1
     assert through_libreoffice.superseded_id == direct.submission_id
 
@@ -193,7 +193,7 @@ def test_renamed_sheets_and_inserted_rows_are_read_by_name(env: Env) -> None:
 def test_typed_numbers_and_dates_as_people_type_them(env: Env) -> None:
     answers = bukhara_answers()
     answers["national_total"] = "1 776"
-    answers["submission_date"] = "15.02.2027"
+    answers["submission_date"] = "20.11.2026"
     answers["population_sites"][0][3] = "1,475"
     answers["population_sites"][1][3] = "186.0"
     outcome = submit(
@@ -204,7 +204,7 @@ def test_typed_numbers_and_dates_as_people_type_them(env: Env) -> None:
     assert stored[("national_total", "", "")] == 1776
     assert stored[("population_sites", "1", "count")] == 1475
     assert stored[("population_sites", "2", "count")] == 186
-    assert stored[("submission_date", "", "")] == "2027-02-15"
+    assert stored[("submission_date", "", "")] == "2026-11-20"
 
 
 def test_approximate_count_is_a_warning_and_no_number(env: Env) -> None:

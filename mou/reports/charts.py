@@ -5,7 +5,7 @@ Every label is XML-escaped; callers pass already translated, already formatted s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -84,7 +84,7 @@ def population_bars(
     title: str,
     current_label: str,
     previous_label: str | None,
-    tick_format: callable,  # type: ignore[valid-type]
+    tick_format: Callable[[int], str],
     width: float = 600,
 ) -> Markup:
     """Horizontal bars per state: this cycle, and the previous cycle where known."""
@@ -142,9 +142,7 @@ def population_bars(
                 f'<rect x="{label_width}" y="{y2:.1f}" width="{max(w, 0.8):.1f}" '
                 f'height="{bar_height - 2}" fill="{PREVIOUS}"/>'
             )
-            parts.append(
-                _text(label_width + w + 4, y2 + bar_height - 4, bar.previous_text, size=8)
-            )
+            parts.append(_text(label_width + w + 4, y2 + bar_height - 4, bar.previous_text, size=8))
     parts.append(
         f'<line x1="{label_width}" y1="{top - 4}" x2="{label_width}" '
         f'y2="{height - 20:.1f}" stroke="{INK}" stroke-width="0.8"/>'
@@ -158,6 +156,7 @@ def stacked_shares(
     *,
     title: str,
     legend: Sequence[tuple[str, str]],
+    ticks: Sequence[str] = (),
     width: float = 600,
     label_width: float = 150,
 ) -> Markup:
@@ -168,7 +167,7 @@ def stacked_shares(
     row_height = 22.0
     legend_rows = 1 + (len(legend) - 1) // 3
     top = 10 + legend_rows * 16 + 8
-    height = top + row_height * len(bars) + 18
+    height = top + row_height * len(bars) + (24 if ticks else 8)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
         f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}">',
@@ -206,11 +205,13 @@ def stacked_shares(
             parts.append(
                 _text(label_width + plot_width + 6, y + bar_height - 3, bar.note, weight="bold")
             )
-    for i in range(5):
-        x = label_width + plot_width * i / 4
+    for i, tick in enumerate(ticks):
+        x = label_width + plot_width * i / (len(ticks) - 1)
+        y = top + row_height * len(bars) - 4
         parts.append(
-            f'<line x1="{x:.1f}" y1="{height - 16:.1f}" x2="{x:.1f}" y2="{height - 12:.1f}" '
+            f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x:.1f}" y2="{y + 4:.1f}" '
             f'stroke="{INK}" stroke-width="0.6"/>'
         )
+        parts.append(_text(x, y + 14, tick, size=7.5, anchor="middle"))
     parts.append("</svg>")
     return Markup("".join(parts))

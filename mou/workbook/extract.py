@@ -21,6 +21,10 @@ ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 MAX_ZIP_ENTRIES = 2000
 MAX_NAMES = 1000
 MAX_RANGE_CELLS = 20_000
+# Far beyond any template sheet; such content is ignored, and the sender is told.
+LARGE_SHEET_CELLS = 100_000
+# openpyxl loads every part but the worksheets whole (shared strings, styles...): cap them.
+MAX_LOADED_PART_BYTES = 8 * 2**20
 _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"([A-Z0-9:$]+)\"")
 _FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
 
@@ -68,11 +72,15 @@ def classify(data: bytes) -> None:
         raise Problem("not_a_workbook")
 
 
-def inspect_zip(data: bytes, limits: Limits) -> tuple[zipfile.ZipFile, set[str], bool]:
-    """Check the container; inflate every member with a cap on bytes actually produced.
+@dataclass
+class ZipReport:
+    with_formulas: set[str] = field(default_factory=set)
+    has_links: bool = False
+    large_sheets: dict[str, int] = field(default_factory=dict)
 
-    Returns the archive, the worksheets holding formulas and whether external links exist.
-    """
+
+def inspect_zip(data: bytes, limits: Limits) -> ZipReport:
+    """Check the container; inflate every member with a cap on bytes actually produced."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
@@ -90,17 +98,22 @@ def inspect_zip(data: bytes, limits: Limits) -> tuple[zipfile.ZipFile, set[str],
     if any(n.lower().endswith("vbaproject.bin") for n in names):
         raise Problem("macros")
     total = 0
-    with_formulas: set[str] = set()
+    report = ZipReport(has_links=any(n.startswith("xl/externalLinks/") for n in names))
     for member in members:
         if member.is_dir():
             continue
         tail = b""
         is_xml = member.filename.endswith((".xml", ".rels", ".vml"))
+        loaded_whole = is_xml and not member.filename.startswith("xl/worksheets/")
+        size = 0
         try:
             with archive.open(member) as handle:
                 while chunk := handle.read(1 << 16):
                     total += len(chunk)
-                    if total > limits.max_inflated_bytes:
+                    size += len(chunk)
+                    if total > limits.max_inflated_bytes or (
+                        loaded_whole and size > MAX_LOADED_PART_BYTES
+                    ):
                         raise Problem(
                             "oversized_content", {"limit": limits.max_inflated_bytes // 2**20}
                         )
@@ -110,26 +123,32 @@ def inspect_zip(data: bytes, limits: Limits) -> tuple[zipfile.ZipFile, set[str],
                             raise Problem("unsafe_xml")
                         if member.filename.startswith("xl/worksheets/"):
                             if _FORMULA.search(window):
-                                with_formulas.add(member.filename)
-                            _check_dimension(window, member.filename, limits)
+                                report.with_formulas.add(member.filename)
+                            cells = _check_dimension(window, member.filename, limits)
+                            if cells > LARGE_SHEET_CELLS:
+                                report.large_sheets[member.filename] = cells
                         tail = chunk[-64:]
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
             raise Problem("corrupt", {"detail": f"damaged part {member.filename}"}) from exc
-    has_links = any(n.startswith("xl/externalLinks/") for n in names)
-    return archive, with_formulas, has_links
+    archive.close()
+    return report
 
 
-def _check_dimension(window: bytes, member: str, limits: Limits) -> None:
+def _check_dimension(window: bytes, member: str, limits: Limits) -> int:
+    """The cells a sheet's <dimension> claims (0 if absent); refuse absurd claims."""
     match = _DIMENSION.search(window)
     if not match:
-        return
+        return 0
     try:
         min_col, min_row, max_col, max_row = range_boundaries(match.group(1).decode())
     except (ValueError, TypeError):
-        return  # a broken <dimension> is ignored; the reader never relies on it
-    cells = (max_col - min_col + 1) * (max_row - min_row + 1) if max_row else 0
+        return 0  # a broken <dimension> is ignored; the reader never relies on it
+    if None in (min_col, min_row, max_col, max_row):
+        return 0
+    cells = (max_col - min_col + 1) * (max_row - min_row + 1)
     if cells > limits.max_sheet_cells:
         raise Problem("sheet_too_large", {"sheet": member.rsplit("/", 1)[-1], "cells": cells})
+    return cells
 
 
 def extract(data: bytes, limits: Limits) -> Extraction:
@@ -137,9 +156,12 @@ def extract(data: bytes, limits: Limits) -> Extraction:
     from openpyxl import load_workbook
 
     classify(data)
-    archive, with_formulas, has_links = inspect_zip(data, limits)
-    archive.close()
-    warnings = [Problem("external_links")] if has_links else []
+    report = inspect_zip(data, limits)
+    warnings = [Problem("external_links")] if report.has_links else []
+    warnings += [
+        Problem("extra_content", {"sheet": member.rsplit("/", 1)[-1], "cells": cells})
+        for member, cells in sorted(report.large_sheets.items())
+    ]
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
     except MemoryError:
@@ -158,7 +180,7 @@ def extract(data: bytes, limits: Limits) -> Extraction:
     finally:
         wb.close()
     formula_cells: set[tuple[str, int, int]] = set()
-    if with_formulas:
+    if report.with_formulas:
         formula_cells = _formulas_without_values(data, names)
     return Extraction(tokens, meta, names, oversized, formula_cells, warnings)
 

@@ -31,7 +31,7 @@ from mou.workbook.convert import (
 from mou.workbook.extract import Extraction, NamedRange
 from mou.workbook.layout import ROW_KEY_COLUMNS
 
-WARNING_CODES = {"approximate", "external_links", "future_date"}
+WARNING_CODES = {"approximate", "external_links", "extra_content", "future_date"}
 
 
 @dataclass(frozen=True)

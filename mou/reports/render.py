@@ -1,0 +1,662 @@
+"""Jinja2 + WeasyPrint rendering of the progress summary, the per-state summary and letters.
+
+Autoescape is on for every template; ministry text is data, never markup or template source.
+Every fixed text goes through gettext (``_()`` here and in the templates); names of states,
+species, activities and choices come from the catalogue and the form specification.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from mou.consolidate import (
+    ACTIVITIES_SOURCE,
+    ActivityMatrix,
+    ConsolidatedCycle,
+    CycleInfo,
+    StateRef,
+    StateReturn,
+    StatusCounts,
+    sort_name,
+    text_in,
+)
+from mou.forms.spec import FieldSpec, FormSpec, load_form
+from mou.reports import charts
+from mou.reports.assets import AssetFetcher
+from mou.reports.i18n import Formatter, check_language, translations
+from mou.settings import Settings
+
+Gettext = Callable[[str], str]
+
+# Symbols drawn in matrix cells (DejaVu Sans has all of them); colour repeats the meaning,
+# and the legend names each one, so the matrix reads in greyscale and by screen reader.
+STATUS_SYMBOLS = {
+    "completed": "✔",
+    "ongoing": "↻",
+    "in_progress": "◐",
+    "not_started": "○",
+    "not_applicable": "–",
+}
+SEVERITY_ORDER = ("high", "medium", "low", "none", "unknown")
+# Up to this many states, tables name them in full; beyond it they use ISO codes and a key.
+FULL_NAME_COLUMNS = 6
+
+
+def reports_dir(settings: Settings) -> Path:
+    return settings.templates_dir / "reports"
+
+
+def locale_dir(settings: Settings) -> Path:
+    return reports_dir(settings) / "locale"
+
+
+@lru_cache(maxsize=16)
+def _environment(templates: Path, locales: Path, language: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(templates),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(locales, language), newstyle=True)  # type: ignore[attr-defined]
+    fmt = Formatter(language)
+    env.filters.update(
+        number=fmt.number,
+        signed=fmt.signed,
+        percent=fmt.percent,
+        date=fmt.date,
+        tr=lambda value: text_in(value, language),
+    )
+    env.globals["lang"] = language
+    return env
+
+
+def environment(settings: Settings, language: str) -> Environment:
+    """The Jinja2 environment of ``language`` (autoescape on, gettext installed)."""
+    check_language(language)
+    return _environment(reports_dir(settings), locale_dir(settings), language)
+
+
+def _gettext(settings: Settings, language: str) -> Gettext:
+    return translations(locale_dir(settings), language).gettext
+
+
+def document_symbol(instrument_code: str, period: str, part: str) -> str:
+    """UN-style symbol: UNEP/CMS/<instrument>/NR.<period>/<part>.
+
+    ``<instrument>`` is the initials of a hyphenated code (bukhara-deer → BD) or the code in
+    capitals (cami → CAMI); ``NR.<period>`` names the national-report cycle; ``<part>`` is
+    ``Inf.1`` for the consolidated progress summary and the state's ISO 3166 alpha-3 code for a
+    per-state summary. Example: UNEP/CMS/BD/NR.2023-2024/Inf.1.
+    """
+    words = [w for w in instrument_code.split("-") if w]
+    prefix = "".join(w[0] for w in words).upper() if len(words) > 1 else instrument_code.upper()
+    return f"UNEP/CMS/{prefix}/NR.{period}/{part}"
+
+
+def _w3c(moment: dt.datetime) -> str:
+    moment = moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def html_to_pdf(html: str, settings: Settings, *, fetcher: AssetFetcher | None = None) -> bytes:
+    """WeasyPrint on final HTML: tagged PDF/UA-1, only the project's assets, reproducible.
+
+    The creation date comes from ``<meta name=dcterms.created>`` in the HTML (set from the
+    data), and the file identifier from a hash of the HTML, so the same data gives the same
+    bytes.
+    """
+    from weasyprint import HTML
+
+    assets = reports_dir(settings).resolve()
+    fetcher = fetcher or AssetFetcher(assets)
+    document = HTML(string=html, base_url=assets.as_uri() + "/", url_fetcher=fetcher)
+    identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
+    return document.write_pdf(pdf_variant="pdf/ua-1", pdf_identifier=identifier)
+
+
+# --------------------------------------------------------------------------------------------
+# A return, as read (annex of the progress summary, attachment of the receipt)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    text: str
+    carried: bool = False
+    multiline: bool = False
+
+
+@dataclass
+class ItemView:
+    label: str
+    value: Cell
+    kind: str = "item"
+
+
+@dataclass
+class TableView:
+    label: str
+    columns: list[str]
+    row_header: str | None
+    rows: list[tuple[str | None, list[Cell]]]
+    kind: str = "table"
+
+
+@dataclass
+class SectionView:
+    title: str
+    items: list[ItemView | TableView] = field(default_factory=list)
+
+
+class _Values:
+    """Formats stored answer values for one language, with labels from form and catalogue."""
+
+    def __init__(self, form: FormSpec, cycle: CycleInfo, language: str, gettext: Gettext) -> None:
+        self.form = form
+        self.cycle = cycle
+        self.language = language
+        self.fmt = Formatter(language)
+        self._ = gettext
+
+    def choice_label(self, choices: str | None, value: Any) -> str:
+        if choices and choices.startswith("@"):
+            labels = self.cycle.catalogue_choices.get(choices, {})
+            return text_in(labels.get(value), self.language) or str(value)
+        for choice in self.form.choices.get(choices or "", ()):
+            if choice.value == value:
+                return choice.label(self.language)
+        return str(value)
+
+    def row_label(self, spec: FieldSpec, row_key: str, with_text: bool) -> str:
+        if spec.row_source == ACTIVITIES_SOURCE:
+            if not with_text:
+                return row_key
+            text = text_in(
+                self.cycle.catalogue_choices.get(ACTIVITIES_SOURCE, {}).get(row_key), self.language
+            )
+            return f"{row_key} {text}".strip()
+        if spec.row_source:
+            return self.choice_label(spec.row_source, row_key)
+        return row_key
+
+    def format(self, spec: FieldSpec, value: Any, *, compact: bool = False) -> str:
+        _ = self._
+        if value is None or value == "" or value == []:
+            return ""
+        if spec.type == "boolean":
+            return _("Yes") if value else _("No")
+        if spec.type == "year":
+            return str(value)
+        if spec.type in ("integer", "decimal") and isinstance(value, int | float):
+            return self.fmt.number(value)
+        if spec.type == "date":
+            return self.fmt.date(value, "short" if compact else "long")
+        if spec.type == "choice":
+            return self.choice_label(spec.choices, value)
+        if spec.type == "multi_choice":
+            values = value if isinstance(value, list) else [value]
+            return "; ".join(self.choice_label(spec.choices, v) for v in values)
+        return str(value)
+
+
+def return_sections(
+    returned: StateReturn,
+    form: FormSpec,
+    language: str,
+    gettext: Gettext,
+    *,
+    include_empty: bool,
+    activity_text: bool,
+) -> list[SectionView]:
+    """The return laid out like the form: sections, questions, tables (only filled rows)."""
+    values = _Values(form, returned.cycle, language, gettext)
+    _ = gettext
+    answers = {(a.field_key, a.row_key, a.column_key): a for a in returned.answers}
+    sections = []
+    for section in form.sections:
+        view = SectionView(section.title(language))
+        for spec in section.fields:
+            if not spec.is_table:
+                answer = answers.get((spec.key, "", ""))
+                text = values.format(spec, answer.value) if answer else ""
+                if not text and not include_empty:
+                    continue
+                view.items.append(
+                    ItemView(
+                        spec.label(language),
+                        Cell(
+                            text or _("Not answered"),
+                            carried=bool(answer and answer.carried_forward),
+                            multiline=spec.multiline,
+                        ),
+                    )
+                )
+                continue
+            rows = returned.table(spec.key)
+            if not rows and not include_empty:
+                continue
+            order = sorted(rows, key=lambda r: _row_order(spec, r, returned.cycle, form))
+            table_rows = []
+            for row_key in order:
+                cells = []
+                for column in spec.columns:
+                    answer = answers.get((spec.key, row_key, column.key))
+                    cells.append(
+                        Cell(
+                            values.format(column, answer.value, compact=True) if answer else "",
+                            carried=bool(answer and answer.carried_forward),
+                            multiline=column.multiline,
+                        )
+                    )
+                label = values.row_label(spec, row_key, activity_text) if spec.row_source else None
+                table_rows.append((label, cells))
+            row_header = None
+            if spec.row_source == ACTIVITIES_SOURCE:
+                row_header = _("Activity")
+            elif spec.row_source:
+                row_header = ""
+            view.items.append(
+                TableView(
+                    spec.label(language),
+                    [c.label(language) for c in spec.columns],
+                    row_header,
+                    table_rows,
+                )
+            )
+        if view.items:
+            sections.append(view)
+    return sections
+
+
+def _row_order(spec: FieldSpec, row_key: str, cycle: CycleInfo, form: FormSpec) -> tuple[int, Any]:
+    if spec.row_source:
+        if spec.row_source.startswith("@"):
+            keys = list(cycle.catalogue_choices.get(spec.row_source, {}))
+        else:
+            keys = [c.value for c in form.choices.get(spec.row_source, ())]
+        return (0, keys.index(row_key)) if row_key in keys else (1, row_key)
+    return (0, int(row_key)) if row_key.isdigit() else (1, row_key)
+
+
+# --------------------------------------------------------------------------------------------
+# Progress summary
+# --------------------------------------------------------------------------------------------
+
+
+def _priority_labels(_: Gettext) -> dict[str, str]:
+    return {
+        "high": _("High"),
+        "high_medium": _("High / medium"),
+        "medium": _("Medium"),
+        "medium_low": _("Medium / low"),
+        "low": _("Low"),
+        "mixed": _("Mixed"),
+        "conditional": _("Conditional"),
+    }
+
+
+def _by_name(states: Iterable[StateRef], language: str) -> list[StateRef]:
+    return sorted(states, key=lambda s: (sort_name(s.label(language)), s.code))
+
+
+def _counts_row(counts: StatusCounts, statuses: Sequence[str]) -> dict[str, Any]:
+    return {
+        "cells": [counts.by_status.get(s, 0) for s in statuses],
+        "not_reported": counts.not_reported,
+        "completion": counts.completion_share,
+        "implementation": counts.implementation_share,
+    }
+
+
+def _matrix_view(
+    matrix: ActivityMatrix, language: str, _: Gettext, fmt: Formatter
+) -> dict[str, Any]:
+    states = _by_name(matrix.states, language)
+    statuses = [value for value, _label in matrix.statuses]
+    status_labels = {value: text_in(label, language) for value, label in matrix.statuses}
+    priorities = _priority_labels(_)
+    is_programme = any(line.priority for g in matrix.groups for line in g.lines)
+    groups = []
+    for group in matrix.groups:
+        issues: list[dict[str, Any]] = []
+        for line in group.lines:
+            if not issues or issues[-1]["code"] != line.issue_code:
+                issues.append(
+                    {
+                        "code": line.issue_code,
+                        "title": text_in(line.issue_title, language),
+                        "lines": [],
+                    }
+                )
+            cells = []
+            for state in states:
+                status = line.statuses.get(state.code)
+                cells.append(
+                    {
+                        "status": status or "none",
+                        "symbol": STATUS_SYMBOLS.get(status or "", ""),
+                        "label": status_labels.get(status or "", ""),
+                    }
+                )
+            issues[-1]["lines"].append(
+                {
+                    "code": line.code,
+                    "text": text_in(line.label, language),
+                    "subheading": text_in(line.subheading, language),
+                    "priority": priorities.get(line.priority or "", line.priority or ""),
+                    "cells": cells,
+                    "done": line.counts.done,
+                    "applicable": line.counts.applicable,
+                }
+            )
+        groups.append(
+            {
+                "code": group.code,
+                "title": text_in(group.title, language),
+                "heading": (_("Objective %(code)s", code=group.code) if is_programme else ""),
+                "issues": issues,
+                "counts": _counts_row(group.counts, statuses),
+            }
+        )
+    legend = [(s, status_labels[s]) for s in statuses] + [("not_reported", _("Not reported"))]
+    order = ["completed", "ongoing", "in_progress", "not_started", "not_applicable"]
+    chart_keys = [s for s in order if s in statuses] + [s for s in statuses if s not in order]
+
+    def stacked(label: str, counts: StatusCounts) -> charts.StackedBar:
+        segments = [
+            charts.Segment(key, counts.by_status.get(key, 0), status_labels.get(key, key))
+            for key in chart_keys
+        ]
+        segments.append(charts.Segment("not_reported", counts.not_reported, _("Not reported")))
+        return charts.StackedBar(label, tuple(segments), fmt.percent(counts.completion_share))
+
+    if is_programme:
+        bars = [stacked(_("Objective %(code)s", code=g.code), g.counts) for g in matrix.groups]
+        bars.append(stacked(_("All activities"), matrix.total))
+    else:
+        bars = [
+            stacked(text_in(line.label, language), line.counts)
+            for g in matrix.groups
+            for line in g.lines
+        ]
+        bars.append(stacked(_("All themes"), matrix.total))
+    chart = charts.stacked_shares(
+        bars,
+        title=_("Status of implementation reported by the States"),
+        legend=[(k, status_labels.get(k, k)) for k in chart_keys]
+        + [("not_reported", _("Not reported"))],
+        ticks=[fmt.percent(x / 4) for x in range(5)],
+        label_width=150 if is_programme else 230,
+    )
+    return {
+        "label": text_in(matrix.label, language),
+        "is_programme": is_programme,
+        "wide": len(states) > FULL_NAME_COLUMNS,
+        "states": states,
+        "statuses": [(s, status_labels[s], STATUS_SYMBOLS.get(s, "")) for s in statuses],
+        "legend": legend,
+        "groups": groups,
+        "total": _counts_row(matrix.total, statuses),
+        "priorities": [
+            (priorities.get(level, level), _counts_row(counts, statuses))
+            for level, counts in matrix.by_priority
+        ],
+        "chart": chart,
+        "activity_count": sum(len(g.lines) for g in matrix.groups),
+    }
+
+
+def _population_view(
+    consolidated: ConsolidatedCycle, language: str, _: Gettext, fmt: Formatter
+) -> dict[str, Any] | None:
+    population = consolidated.population
+    if population is None:
+        return None
+    names = {s.state.code: s.state for s in population.states}
+    rows = sorted(
+        population.states, key=lambda s: (sort_name(s.state.label(language)), s.state.code)
+    )
+    previous_label = (
+        _("Previous cycle (%(period)s)", period=population.previous_period)
+        if population.previous_period
+        else None
+    )
+    chart = charts.population_bars(
+        [
+            charts.Bar(
+                label=s.state.label(language),
+                value=s.national_total,
+                value_text=fmt.number(s.national_total),
+                previous=s.previous_total,
+                previous_text=fmt.number(s.previous_total),
+            )
+            for s in rows
+        ],
+        title=_("Bukhara deer: national totals as reported, by State"),
+        current_label=_("This cycle (%(period)s)", period=consolidated.cycle.period),
+        previous_label=previous_label,
+        tick_format=fmt.number,
+    )
+
+    def labels(codes: Iterable[str]) -> list[str]:
+        return sorted((names[c].label(language) for c in codes if c in names), key=sort_name)
+
+    everyone = {s.state.code: s.state.label(language) for s in consolidated.states}
+    return {
+        "rows": rows,
+        "summary": population,
+        "chart": chart,
+        "new_states": labels(population.new_states),
+        "missing_states": sorted(
+            (everyone.get(c, c) for c in population.missing_states), key=sort_name
+        ),
+    }
+
+
+def _threat_views(consolidated: ConsolidatedCycle, language: str) -> list[dict[str, Any]]:
+    views = []
+    for table in consolidated.threats:
+        states = _by_name(table.states, language)
+        labels = {value: text_in(label, language) for value, label in table.severities}
+        views.append(
+            {
+                "label": text_in(table.label, language),
+                "states": states,
+                "wide": len(states) > FULL_NAME_COLUMNS,
+                "severities": [(v, labels[v]) for v, _label in table.severities],
+                "lines": [
+                    {
+                        "label": text_in(line.label, language),
+                        "cells": [
+                            (
+                                line.severities.get(s.code) or "none-given",
+                                labels.get(line.severities.get(s.code) or "", ""),
+                            )
+                            for s in states
+                        ],
+                    }
+                    for line in table.lines
+                ],
+            }
+        )
+    return views
+
+
+def _narrative_groups(consolidated: ConsolidatedCycle, language: str) -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = []
+    for narrative in consolidated.narratives:
+        if not groups or groups[-1]["field"] != narrative.field_key:
+            groups.append(
+                {
+                    "field": narrative.field_key,
+                    "title": text_in(narrative.field_label, language),
+                    "rows": [],
+                }
+            )
+        rows = groups[-1]["rows"]
+        if not rows or rows[-1]["key"] != narrative.row_key:
+            label = text_in(narrative.row_label, language)
+            if narrative.row_key and narrative.field_key and label and _is_code(narrative.row_key):
+                label = f"{narrative.row_key} {label}"
+            rows.append({"key": narrative.row_key, "label": label, "quotes": []})
+        rows[-1]["quotes"].append(
+            {
+                "state": narrative.state,
+                "column": text_in(narrative.column_label, language),
+                "text": narrative.text,
+            }
+        )
+    for group in groups:
+        for row in group["rows"]:
+            row["quotes"].sort(key=lambda q: sort_name(q["state"].label(language)))
+    return groups
+
+
+def _is_code(value: str) -> bool:
+    return all(part.isdigit() for part in value.split(".")) and "." in value
+
+
+@dataclass(frozen=True)
+class _Section:
+    key: str
+    number: int
+    title: str
+
+
+def progress_summary_html(
+    consolidated: ConsolidatedCycle, language: str, settings: Settings
+) -> str:
+    """The final HTML of the progress summary (what WeasyPrint lays out)."""
+    check_language(language)
+    env = environment(settings, language)
+    _ = _gettext(settings, language)
+    fmt = Formatter(language)
+    cycle = consolidated.cycle
+    form = load_form(settings.forms_dir, cycle.instrument_code)
+    population = _population_view(consolidated, language, _, fmt)
+    matrices = [_matrix_view(m, language, _, fmt) for m in consolidated.activities]
+    threats = _threat_views(consolidated, language)
+    narratives = _narrative_groups(consolidated, language)
+    proposals = sorted(
+        consolidated.proposals,
+        key=lambda p: (sort_name(p.state.label(language)), _row_key_order(p.row)),
+    )
+    statuses = sorted(
+        consolidated.states, key=lambda s: (sort_name(s.state.label(language)), s.state.code)
+    )
+    returns = sorted(
+        consolidated.returns, key=lambda r: (sort_name(r.state.label(language)), r.state.code)
+    )
+    annexes = [
+        {
+            "state": r.state,
+            "status": consolidated.status_of(r.state.code),
+            "sections": return_sections(
+                r, form, language, _, include_empty=False, activity_text=False
+            ),
+            "warnings": r.warnings,
+        }
+        for r in returns
+    ]
+    titles = [
+        ("status", _("Submission of national reports"), True),
+        ("population", _("Population of the Bukhara deer"), population is not None),
+        ("implementation", _("Implementation"), bool(matrices)),
+        ("threats", _("Threats"), bool(threats)),
+        ("proposals", _("Proposals for the revision of the Action Plan"), _has_proposals(form)),
+        ("narratives", _("Narratives from the national reports"), True),
+        ("quality", _("Data quality"), True),
+    ]
+    sections = {}
+    number = 0
+    for key, title, present in titles:
+        if present:
+            number += 1
+            sections[key] = _Section(key, number, title)
+    symbol = document_symbol(cycle.instrument_code, cycle.period, "Inf.1")
+    short_name = text_in(cycle.instrument_short_name, language)
+    title = _("Progress summary of national reports")
+    template = env.get_template("progress_summary.html")
+    return template.render(
+        c=consolidated,
+        cycle=cycle,
+        form_title=text_in(cycle.form_title, language),
+        instrument_name=text_in(cycle.instrument_name, language),
+        short_name=short_name,
+        secretariat=text_in(cycle.secretariat, language),
+        symbol=symbol,
+        doc_title=f"{title}: {short_name}, {cycle.period}",
+        title=title,
+        created=_w3c(consolidated.generated_at),
+        statuses=statuses,
+        population=population,
+        matrices=matrices,
+        threats=threats,
+        proposals=proposals,
+        narratives=narratives,
+        annexes=annexes,
+        sections=sections,
+        species=consolidated.species,
+    )
+
+
+def _row_key_order(row: str) -> tuple[int, Any]:
+    return (0, int(row)) if row.isdigit() else (1, row)
+
+
+def _has_proposals(form: FormSpec) -> bool:
+    return any(f.is_table and any(c.key == "proposal" for c in f.columns) for f in form.fields)
+
+
+def render_progress_summary(
+    consolidated: ConsolidatedCycle, language: str, settings: Settings
+) -> bytes:
+    """The consolidated progress summary of a cycle as a tagged PDF in ``language``."""
+    return html_to_pdf(progress_summary_html(consolidated, language, settings), settings)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-state summary (attached to the receipt)
+# --------------------------------------------------------------------------------------------
+
+
+def state_summary_html(returned: StateReturn, language: str, settings: Settings) -> str:
+    check_language(language)
+    env = environment(settings, language)
+    _ = _gettext(settings, language)
+    cycle = returned.cycle
+    form = load_form(settings.forms_dir, cycle.instrument_code)
+    title = _("National report as read by the Secretariat")
+    state_name = returned.state.label(language)
+    return env.get_template("state_summary.html").render(
+        r=returned,
+        cycle=cycle,
+        form_title=text_in(cycle.form_title, language),
+        instrument_name=text_in(cycle.instrument_name, language),
+        short_name=text_in(cycle.instrument_short_name, language),
+        secretariat=text_in(cycle.secretariat, language),
+        symbol=document_symbol(cycle.instrument_code, cycle.period, returned.state.iso3),
+        title=title,
+        doc_title=f"{title}: {state_name}, {cycle.period}",
+        state_name=state_name,
+        created=_w3c(returned.decided_at or returned.received_at),
+        sections=return_sections(
+            returned, form, language, _, include_empty=True, activity_text=True
+        ),
+    )
+
+
+def render_state_summary(returned: StateReturn, language: str, settings: Settings) -> bytes:
+    """What one state's return says, as read, as a tagged PDF (for the receipt)."""
+    return html_to_pdf(state_summary_html(returned, language, settings), settings)
