@@ -10,8 +10,8 @@ import resource
 import zipfile
 from collections.abc import Callable
 
-from msoffcrypto.format.ooxml import OOXMLFile
 import pytest
+from msoffcrypto.format.ooxml import OOXMLFile
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,10 +172,9 @@ def test_renamed_sheets_and_inserted_rows_are_read_by_name(env: Env) -> None:
     population = next(ws for ws in wb.worksheets if ws.title.startswith("3."))
     population.title = "Populations (edited)"
     population.insert_rows(1, amount=4)  # openpyxl does not move names: move them as Excel does
-    for name, defined in list(wb.defined_names.items()):
+    for defined in list(wb.defined_names.values()):
         if "3. Population" in defined.attr_text:
             sheet_ref = defined.attr_text.split("!")[1]
-            import re
 
             moved = re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + 4}", sheet_ref)
             defined.attr_text = f"'Populations (edited)'!{moved}"
