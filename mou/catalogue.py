@@ -70,6 +70,8 @@ class InstrumentEntry(_Strict):
     secretariat: TranslatedText
     languages: list[Language]
     cycle_months: int
+    first_request: dt.date | None = None  # start of the scheduled requests
+    response_days: int = 90
     in_force: dt.date | None = None
     adopted: dt.date | None = None
     species: list[str]

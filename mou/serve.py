@@ -30,10 +30,19 @@ def _run_service(settings: Settings, api_url: str) -> None:
     print(f"Prefect UI:     {ui}", flush=True)
     print(f"Database:       {settings.effective_database_url}", flush=True)
     print(f"Files:          {settings.var_dir}", flush=True)
+    print(f"Inbox:          {settings.inbox_dir} (drop returned workbooks here)", flush=True)
+    print(
+        f"Outbox:         {settings.outbox_dir if not settings.smtp_host else settings.smtp_host}"
+    )
     print("Serving until Ctrl-C.", flush=True)
     from mou.deployments import serve_deployments
+    from mou.inbox import InboxWatcher
 
+    watcher = InboxWatcher(settings)
+    watcher.start()
     try:
         serve_deployments(settings)
     except KeyboardInterrupt:
         print("stopping...", file=sys.stderr, flush=True)
+    finally:
+        watcher.stop()

@@ -6,9 +6,30 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from mou.errors import Refused
+
+Progress = Callable[[int, int, str], None]
+
+
+@contextmanager
+def terminal_progress(what: str, enabled: bool = True) -> Iterator[Progress | None]:
+    """A progress bar on stderr for long operations (silent when not a terminal)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress as Bar
+
+    with Bar(transient=True) as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int, item: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"{what}: {item}")
+
+        yield update
 
 
 def print_json(data: Any) -> None:

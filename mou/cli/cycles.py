@@ -5,35 +5,42 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mou.cli.common import iso_date, print_json
+from mou.cli.common import iso_date, print_json, terminal_progress
 from mou.settings import Settings
 
 
 def cmd_cycle_open(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.cycles import open_cycle
-    from mou.database import session_scope
+    from mou.protocol import open_and_dispatch
 
     states = [s.strip() for s in args.states.split(",")] if args.states else None
-    with session_scope(settings) as session:
-        opened = open_cycle(session, settings, args.instrument, args.period, args.deadline, states)
-        data = {
-            "id": opened.cycle.id,
-            "instrument": args.instrument,
-            "period": opened.cycle.period,
-            "deadline": opened.cycle.deadline.isoformat(),
-            "created": opened.created,
-            "requests": [
-                {"state": r.state.code, "reference": r.reference, "language": r.language}
-                for r in opened.requests
-            ],
-        }
+    with terminal_progress("dispatching requests", enabled=not args.json) as progress:
+        opening = open_and_dispatch(
+            settings, args.instrument, args.period, args.deadline, states, progress=progress
+        )
+    delivery = opening.delivery
+    data = {
+        "id": opening.cycle_id,
+        "instrument": args.instrument,
+        "period": opening.period,
+        "deadline": opening.deadline.isoformat(),
+        "created": opening.created,
+        "dispatched": opening.dispatched,
+        "already_dispatched": opening.already,
+        "emails_sent": delivery.sent if delivery else 0,
+        "emails_pending": delivery.still_pending if delivery else 0,
+    }
     if args.json:
         print_json(data)
+        return 0
+    if opening.created:
+        print(f"cycle {opening.cycle_id} opened: {args.instrument} {opening.period}")
     else:
-        verb = "opened" if opened.created else "already open, nothing new"
-        print(f"cycle {data['id']} ({args.instrument} {data['period']}): {verb}")
-        for request in data["requests"]:
-            print(f"  {request['state']}  {request['reference']}  ({request['language']})")
+        print(f"cycle {opening.cycle_id} ({args.instrument} {opening.period}) was already open")
+    if opening.dispatched:
+        print(f"  requests dispatched now: {', '.join(opening.dispatched)}")
+    if opening.already:
+        print(f"  requests sent before, nothing new sent: {', '.join(opening.already)}")
+    print(f"  emails sent {data['emails_sent']}, still pending {data['emails_pending']}")
     return 0
 
 

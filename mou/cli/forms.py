@@ -65,12 +65,13 @@ def _issue(issue: Any) -> dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.intake import submit_file
+    from mou.protocol import process_submission, receive_file
 
     data = read_input_file(args.file, settings.max_upload_bytes)
-    outcome, created = submit_file(
+    submission_id, created = receive_file(
         settings, data, filename=args.file, sender=args.sender, state=args.state
     )
+    outcome = process_submission(settings, submission_id)
     result = outcome_as_dict(outcome, created)
     if args.json:
         print_json(result)

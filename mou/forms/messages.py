@@ -33,3 +33,6 @@ class Messages:
 
     def issue(self, code: str, **params: Any) -> str:
         return self._get("issues", code, params)
+
+    def email(self, key: str, **params: Any) -> str:
+        return self._get("email", key, params)

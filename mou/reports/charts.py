@@ -165,18 +165,24 @@ def stacked_shares(
     plot_width = width - label_width - note_room
     bar_height = 14.0
     row_height = 22.0
-    legend_rows = 1 + (len(legend) - 1) // 3
-    top = 10 + legend_rows * 16 + 8
+    # Legend items flow left to right and wrap; widths are estimated from the text length
+    # (DejaVu Sans at 8 px averages under 5 px a character).
+    positions = []
+    x, y = 0.0, 8.0
+    for _key, label in legend:
+        item_width = 15 + 5.0 * len(label) + 14
+        if x and x + item_width > width:
+            x, y = 0.0, y + 16
+        positions.append((x, y))
+        x += item_width
+    top = y + 16 + 8
     height = top + row_height * len(bars) + (24 if ticks else 8)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
         f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}">',
         f"<title>{escape(title)}</title>",
     ]
-    column_width = (width - label_width) / 3
-    for i, (key, label) in enumerate(legend):
-        x = label_width + (i % 3) * column_width
-        y = 8 + (i // 3) * 16
+    for (key, label), (x, y) in zip(legend, positions, strict=True):
         parts.append(
             f'<rect x="{x:.1f}" y="{y}" width="11" height="10" '
             f'fill="{STATUS_COLOURS.get(key, GRID)}" stroke="#777" stroke-width="0.4"/>'

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from mou.consolidate import (
     ACTIVITIES_SOURCE,
+    STATUS_CHOICES,
     ActivityMatrix,
     ConsolidatedCycle,
     CycleInfo,
@@ -150,6 +151,7 @@ class TableView:
     columns: list[str]
     row_header: str | None
     rows: list[tuple[str | None, list[Cell]]]
+    note: str = ""
     kind: str = "table"
 
 
@@ -218,8 +220,13 @@ def return_sections(
     *,
     include_empty: bool,
     activity_text: bool,
+    status_details_only: bool = False,
 ) -> list[SectionView]:
-    """The return laid out like the form: sections, questions, tables (only filled rows)."""
+    """The return laid out like the form: sections, questions, tables (only filled rows).
+
+    ``status_details_only`` keeps, in activity-status tables, only the rows that say more
+    than the status (species, narrative): the statuses are in the matrix of the summary.
+    """
     values = _Values(form, returned.cycle, language, gettext)
     _ = gettext
     answers = {(a.field_key, a.row_key, a.column_key): a for a in returned.answers}
@@ -247,6 +254,15 @@ def return_sections(
             if not rows and not include_empty:
                 continue
             order = sorted(rows, key=lambda r: _row_order(spec, r, returned.cycle, form))
+            note = ""
+            status = _status_column(spec)
+            if status_details_only and status is not None:
+                order = [r for r in order if set(rows[r]) - {status.key}]
+                note = _(
+                    "Only rows with details beyond the status are shown here; the status of every row is in the implementation matrix."
+                )
+                if not order:
+                    continue
             table_rows = []
             for row_key in order:
                 cells = []
@@ -272,11 +288,19 @@ def return_sections(
                     [c.label(language) for c in spec.columns],
                     row_header,
                     table_rows,
+                    note,
                 )
             )
         if view.items:
             sections.append(view)
     return sections
+
+
+def _status_column(spec: FieldSpec) -> FieldSpec | None:
+    for column in spec.columns:
+        if column.type == "choice" and column.choices == STATUS_CHOICES:
+            return column
+    return None
 
 
 def _row_order(spec: FieldSpec, row_key: str, cycle: CycleInfo, form: FormSpec) -> tuple[int, Any]:
@@ -364,7 +388,7 @@ def _matrix_view(
             {
                 "code": group.code,
                 "title": text_in(group.title, language),
-                "heading": (_("Objective %(code)s", code=group.code) if is_programme else ""),
+                "heading": (_("Objective %(code)s") % {"code": group.code} if is_programme else ""),
                 "issues": issues,
                 "counts": _counts_row(group.counts, statuses),
             }
@@ -382,7 +406,9 @@ def _matrix_view(
         return charts.StackedBar(label, tuple(segments), fmt.percent(counts.completion_share))
 
     if is_programme:
-        bars = [stacked(_("Objective %(code)s", code=g.code), g.counts) for g in matrix.groups]
+        bars = [
+            stacked(_("Objective %(code)s") % {"code": g.code}, g.counts) for g in matrix.groups
+        ]
         bars.append(stacked(_("All activities"), matrix.total))
     else:
         bars = [
@@ -399,9 +425,18 @@ def _matrix_view(
         ticks=[fmt.percent(x / 4) for x in range(5)],
         label_width=150 if is_programme else 230,
     )
+    if is_programme:
+        summary_rows = [(f"{g['heading']}. {g['title']}", g["counts"]) for g in groups]
+    else:
+        summary_rows = [
+            (text_in(line.label, language), _counts_row(line.counts, statuses))
+            for g in matrix.groups
+            for line in g.lines
+        ]
     return {
         "label": text_in(matrix.label, language),
         "is_programme": is_programme,
+        "summary_rows": summary_rows,
         "wide": len(states) > FULL_NAME_COLUMNS,
         "states": states,
         "statuses": [(s, status_labels[s], STATUS_SYMBOLS.get(s, "")) for s in statuses],
@@ -428,7 +463,7 @@ def _population_view(
         population.states, key=lambda s: (sort_name(s.state.label(language)), s.state.code)
     )
     previous_label = (
-        _("Previous cycle (%(period)s)", period=population.previous_period)
+        _("Previous cycle (%(period)s)") % {"period": population.previous_period}
         if population.previous_period
         else None
     )
@@ -444,7 +479,7 @@ def _population_view(
             for s in rows
         ],
         title=_("Bukhara deer: national totals as reported, by State"),
-        current_label=_("This cycle (%(period)s)", period=consolidated.cycle.period),
+        current_label=_("This cycle (%(period)s)") % {"period": consolidated.cycle.period},
         previous_label=previous_label,
         tick_format=fmt.number,
     )
@@ -563,7 +598,13 @@ def progress_summary_html(
             "state": r.state,
             "status": consolidated.status_of(r.state.code),
             "sections": return_sections(
-                r, form, language, _, include_empty=False, activity_text=False
+                r,
+                form,
+                language,
+                _,
+                include_empty=False,
+                activity_text=False,
+                status_details_only=True,
             ),
             "warnings": r.warnings,
         }

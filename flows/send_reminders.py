@@ -1,0 +1,15 @@
+"""send-reminders: the daily reminder round (rules in mou.reminders)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow
+
+from mou.protocol import remind
+from mou.settings import get_settings
+
+
+@flow(name="send-reminders")
+def send_reminders_flow(today: dt.date | None = None) -> int:
+    return remind(get_settings(), today or dt.date.today())

@@ -1,0 +1,40 @@
+"""Prefect events: signals only. The database already holds every fact they announce, so a
+lost event delays work (the sweep picks it up) and a repeated one changes nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SUBMISSION_RECEIVED = "mou.submission.received"
+SUBMISSION_ACCEPTED = "mou.submission.accepted"
+SUBMISSION_REJECTED = "mou.submission.rejected"
+REQUEST_DISPATCHED = "mou.request.dispatched"
+CYCLE_OPENED = "mou.cycle.opened"
+
+
+def emit(
+    event: str,
+    resource_id: str,
+    *,
+    instrument: str | None = None,
+    cycle_id: int | None = None,
+    state: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> bool:
+    """Emit an event with the contract's resource id and labels; False if it could not be."""
+    if not os.environ.get("PREFECT_API_URL"):
+        return False  # emit_event would drop it silently; say so to the caller instead
+    from prefect.events import emit_event
+
+    resource = {"prefect.resource.id": resource_id}
+    labels = {"mou.instrument": instrument, "mou.cycle.id": cycle_id, "mou.state": state}
+    resource.update({k: str(v) for k, v in labels.items() if v is not None})
+    try:
+        return emit_event(event, resource=resource, payload=payload or {}) is not None
+    except Exception:  # an event is a signal; the sweep covers a lost one
+        log.warning("could not emit %s for %s", event, resource_id, exc_info=True)
+        return False
