@@ -212,7 +212,7 @@ def _domain_of(address: str) -> str:
 # --- building --------------------------------------------------------------------------------
 
 
-def build_email(message: OutboxMessage, settings: Settings) -> email.message.EmailMessage:
+def build_email(message: OutboxMessage, settings: Settings) -> EmailMessage:
     """The MIME message for an outbox row, attachments read from the file store."""
     mail = EmailMessage(policy=POLICY)
     mail["From"] = _address(message.sender or settings.mail_from)

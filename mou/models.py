@@ -234,7 +234,9 @@ class OutboxMessage(Base):
     body_html: Mapped[str | None] = mapped_column(Text)
     # [{"filename": ..., "content_type": ..., "sha256": ...}], bytes in the file store.
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending|sending|sent
+    status: Mapped[str] = mapped_column(
+        String(10), default="pending"
+    )  # pending|sending|sent|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # A sender claims a message before sending so two workers never send the same one.

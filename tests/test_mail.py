@@ -142,18 +142,6 @@ def test_same_key_twice_is_one_row_and_one_email(
     assert outbox_summary(session, cycle_id=99) == dict.fromkeys(outbox_summary(session), 0)
 
 
-def test_enqueue_belongs_to_the_callers_transaction(session: Session, settings: Settings) -> None:
-    # Nothing else written first: the savepoint must not commit on its own (pysqlite would).
-    enqueue(session, settings, "receipt:7", attachments=[Attachment("a.txt", "text/plain", b"x")])
-    session.rollback()
-    assert rows(session) == []
-    assert session.scalar(select(func.count(m.StoredFile.sha256))) == 0
-
-    row = enqueue(session, settings, "receipt:7")
-    session.commit()
-    assert [r.id for r in rows(session)] == [row.id]
-
-
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -180,12 +168,19 @@ def test_enqueue_refuses_a_message_that_could_never_be_sent(
         enqueue_message(None, sqlite_settings, key="request:1:KZ:1", **fields)  # type: ignore[arg-type]
 
 
-def test_concurrent_enqueues_wait_for_each_other(
+def test_enqueue_rolls_back_with_the_caller_and_waits_for_concurrent_writers(
     session: Session, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Two other writers reach their INSERT while the first is uncommitted and wait: one with
-    the same key gets the committed row back; one with another key but the same attachment
-    bytes (a stored_files conflict on PostgreSQL) is still enqueued."""
+    """The row is part of the caller's transaction. Two other writers reach their INSERT while
+    the first is uncommitted and wait: one with the same key gets the committed row back; one
+    with another key but the same attachment bytes (a stored_files conflict on PostgreSQL) is
+    still enqueued."""
+    # Nothing else written first: the savepoint must not commit on its own (pysqlite would).
+    enqueue(session, settings, "receipt:7", attachments=[Attachment("a.txt", "text/plain", b"x")])
+    session.rollback()
+    assert rows(session) == []
+    assert session.scalar(select(func.count(m.StoredFile.sha256))) == 0
+
     caplog.set_level(logging.DEBUG, logger="mou.mail")
     shared = Attachment("Форма.xlsx", XLSX, b"the same template bytes")
     outcome: dict[str, tuple[int, bool]] = {}
@@ -348,53 +343,19 @@ def test_relay_down_then_back_sends_once_after_backoff(
     assert utc(sent.sent_at) == t0 + dt.timedelta(seconds=31)
 
 
-def test_refused_recipients_and_the_attempt_limit(
-    session: Session, settings: Settings, smtp: SmtpServer
-) -> None:
-    smtp_settings = relay(settings, smtp)
-    refused = enqueue(session, settings, "receipt:1", to=["refuse@example.kz"])
-    partial = enqueue(session, settings, "receipt:2", to=["ok@example.kz"], cc=["refuse2@x.kz"])
-    session.commit()
-
-    report = deliver_pending(smtp_settings)
-    assert (report.sent, report.failed, report.deferred) == (1, 1, 0)
-    by_key = {r.key: r for r in rows(session)}
-    # A 5xx refusal of every recipient is permanent: no retry.
-    assert (by_key["receipt:1"].status, by_key["receipt:1"].attempts) == ("failed", 1)
-    assert "550" in by_key["receipt:1"].last_error
-    # Some recipients refused, others accepted: sent, with the refusal noted.
-    assert by_key["receipt:2"].status == "sent"
-    assert "refuse2@x.kz" in by_key["receipt:2"].last_error
-    assert [(r.message_id, r.rcpt_tos) for r in smtp.received] == [
-        (partial.message_id, ["ok@example.kz"])
-    ]
-    assert refused.message_id not in {r.message_id for r in smtp.received}
-
-    # The tenth failed attempt gives up.
-    last = enqueue(session, settings, "receipt:3")
-    session.execute(
-        update(m.OutboxMessage)
-        .where(m.OutboxMessage.id == last.id)
-        .values(attempts=MAX_ATTEMPTS - 1)
-    )
-    session.commit()
-    smtp.stop()
-    report = deliver_pending(smtp_settings)
-    assert (report.failed, report.still_pending) == (1, 0)
-    row = next(r for r in rows(session) if r.key == "receipt:3")
-    assert (row.status, row.attempts) == ("failed", MAX_ATTEMPTS)
-    assert outbox_summary(session) == {"pending": 0, "sending": 0, "sent": 1, "failed": 2}
-
-
 def test_retry_delay_doubles_up_to_an_hour() -> None:
     assert [retry_delay(n).total_seconds() for n in range(1, 10)] == [
         30, 60, 120, 240, 480, 960, 1920, 3600, 3600
     ]  # fmt: skip
 
 
-def test_stale_claim_is_retried_and_a_live_one_is_not(
+def test_which_failures_are_retried(
     session: Session, settings: Settings, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A crashed sender's claim is retried after 15 minutes, a live claim is left alone; a 5xx
+    refusal of every recipient is not retried; a partial refusal is sent; the tenth failed
+    attempt gives up."""
+    smtp_settings = relay(settings, smtp)
     crashed = enqueue(session, settings, "reminder:1:KZ:1")
     busy = enqueue(session, settings, "reminder:1:UZ:1")
     session.commit()
@@ -407,19 +368,48 @@ def test_stale_claim_is_retried_and_a_live_one_is_not(
         )
     session.commit()
 
-    report = deliver_pending(relay(settings, smtp), now=t0 + dt.timedelta(minutes=5))
+    report = deliver_pending(smtp_settings, now=t0 + dt.timedelta(minutes=5))
     assert report.sent_message_ids == [crashed.message_id]
     by_key = {r.key: r for r in rows(session)}
     assert (by_key["reminder:1:KZ:1"].status, by_key["reminder:1:KZ:1"].attempts) == ("sent", 2)
     assert any("host-a:4242 stopped while sending" in r.getMessage() for r in caplog.records)
     assert by_key["reminder:1:UZ:1"].status == "sending"  # claimed 5 minutes ago: still live
-
-    later = deliver_pending(relay(settings, smtp), now=t0 + dt.timedelta(minutes=16))
+    later = deliver_pending(smtp_settings, now=t0 + dt.timedelta(minutes=16))
     assert later.sent_message_ids == [busy.message_id]
+
+    refused = enqueue(session, settings, "receipt:1", to=["refuse@example.kz"])
+    partial = enqueue(session, settings, "receipt:2", to=["ok@example.kz"], cc=["refuse2@x.kz"])
+    session.commit()
+    report = deliver_pending(smtp_settings, now=t0 + dt.timedelta(minutes=20))
+    assert (report.sent, report.failed, report.deferred) == (1, 1, 0)
+    by_key = {r.key: r for r in rows(session)}
+    assert (by_key["receipt:1"].status, by_key["receipt:1"].attempts) == ("failed", 1)
+    assert "550" in by_key["receipt:1"].last_error
+    assert by_key["receipt:2"].status == "sent"
+    assert "refuse2@x.kz" in by_key["receipt:2"].last_error
+    assert [r.rcpt_tos for r in smtp.received if r.message_id == partial.message_id] == [
+        ["ok@example.kz"]
+    ]
     assert Counter(r.message_id for r in smtp.received) == {
         crashed.message_id: 1,
         busy.message_id: 1,
+        partial.message_id: 1,
     }
+    assert refused.message_id not in {r.message_id for r in smtp.received}
+
+    last = enqueue(session, settings, "receipt:3")
+    session.execute(
+        update(m.OutboxMessage)
+        .where(m.OutboxMessage.id == last.id)
+        .values(attempts=MAX_ATTEMPTS - 1)
+    )
+    session.commit()
+    smtp.stop()
+    report = deliver_pending(smtp_settings, now=t0 + dt.timedelta(minutes=21))
+    assert (report.failed, report.still_pending) == (1, 0)
+    row = next(r for r in rows(session) if r.key == "receipt:3")
+    assert (row.status, row.attempts) == ("failed", MAX_ATTEMPTS)
+    assert outbox_summary(session) == {"pending": 0, "sending": 0, "sent": 3, "failed": 2}
 
 
 # --- concurrency -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Every label is XML-escaped; callers pass already translated, already formatted s
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -63,6 +64,21 @@ def _text(
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" font-family="{FONT}" font-size="{size}" '
         f'font-weight="{weight}" text-anchor="{anchor}" fill="{fill}">{escape(text)}</text>'
+    )
+
+
+def _wrap(label: str, room: float, size: float = 9) -> list[str]:
+    """Split a label into lines that fit ``room`` px (DejaVu Sans: about 0.58 em a character)."""
+    per_line = max(8, int(room / (size * 0.58)))
+    return textwrap.wrap(label, per_line) or [""]
+
+
+def _label(x: float, y_middle: float, lines: list[str], size: float = 9) -> str:
+    """Right-aligned multi-line label centred on ``y_middle``."""
+    leading = size * 1.2
+    first = y_middle - leading * (len(lines) - 1) / 2 + size * 0.35
+    return "".join(
+        _text(x, first + i * leading, line, size=size, anchor="end") for i, line in enumerate(lines)
     )
 
 
@@ -125,7 +141,9 @@ def population_bars(
         parts.append(_text(x, height - 8, tick_format(value), size=7.5, anchor="middle"))
     for index, bar in enumerate(bars):
         y = top + index * row_height
-        parts.append(_text(label_width - 8, y + bar_height - 2, bar.label, anchor="end"))
+        parts.append(
+            _label(label_width - 8, y + bar_height / 2, _wrap(bar.label, label_width - 12))
+        )
         if bar.value is not None:
             w = scale(bar.value)
             parts.append(
@@ -176,7 +194,8 @@ def stacked_shares(
         positions.append((x, y))
         x += item_width
     top = y + 16 + 8
-    height = top + row_height * len(bars) + (24 if ticks else 8)
+    rows = sum(max(row_height, 10.8 * len(_wrap(b.label, label_width - 12)) + 8) for b in bars)
+    height = top + rows + (24 if ticks else 8)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
         f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}">',
@@ -188,9 +207,12 @@ def stacked_shares(
             f'fill="{STATUS_COLOURS.get(key, GRID)}" stroke="#777" stroke-width="0.4"/>'
         )
         parts.append(_text(x + 15, y + 9, label, size=8))
-    for index, bar in enumerate(bars):
-        y = top + index * row_height
-        parts.append(_text(label_width - 8, y + bar_height - 3, bar.label, anchor="end"))
+    y = top
+    for bar in bars:
+        lines = _wrap(bar.label, label_width - 12)
+        row = max(row_height, 10.8 * len(lines) + 8)
+        y_bar = y + (row - row_height) / 2
+        parts.append(_label(label_width - 8, y_bar + bar_height / 2, lines))
         total = sum(s.value for s in bar.segments)
         x = label_width
         for segment in bar.segments:
@@ -198,22 +220,24 @@ def stacked_shares(
                 continue
             w = plot_width * segment.value / total
             parts.append(
-                f'<rect x="{x:.2f}" y="{y:.1f}" width="{w:.2f}" height="{bar_height}" '
+                f'<rect x="{x:.2f}" y="{y_bar:.1f}" width="{w:.2f}" height="{bar_height}" '
                 f'fill="{STATUS_COLOURS.get(segment.key, GRID)}" stroke="#ffffff" '
                 f'stroke-width="0.5"/>'
             )
             x += w
         parts.append(
-            f'<rect x="{label_width}" y="{y:.1f}" width="{plot_width:.1f}" '
+            f'<rect x="{label_width}" y="{y_bar:.1f}" width="{plot_width:.1f}" '
             f'height="{bar_height}" fill="none" stroke="#777" stroke-width="0.5"/>'
         )
         if bar.note:
             parts.append(
-                _text(label_width + plot_width + 6, y + bar_height - 3, bar.note, weight="bold")
+                _text(label_width + plot_width + 6, y_bar + bar_height - 3, bar.note, weight="bold")
             )
+        y += row
+    axis_y = y - 4
     for i, tick in enumerate(ticks):
         x = label_width + plot_width * i / (len(ticks) - 1)
-        y = top + row_height * len(bars) - 4
+        y = axis_y
         parts.append(
             f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x:.1f}" y2="{y + 4:.1f}" '
             f'stroke="{INK}" stroke-width="0.6"/>'

@@ -259,7 +259,8 @@ def return_sections(
             if status_details_only and status is not None:
                 order = [r for r in order if set(rows[r]) - {status.key}]
                 note = _(
-                    "Only rows with details beyond the status are shown here; the status of every row is in the implementation matrix."
+                    "Only rows with details beyond the status are shown here; the status of "
+                    "every row is in the implementation matrix."
                 )
                 if not order:
                     continue
@@ -347,7 +348,10 @@ def _matrix_view(
     matrix: ActivityMatrix, language: str, _: Gettext, fmt: Formatter
 ) -> dict[str, Any]:
     states = _by_name(matrix.states, language)
-    statuses = [value for value, _label in matrix.statuses]
+    # Done first, then under way, then not started: the order of the chart and the tables.
+    order = ["completed", "ongoing", "in_progress", "not_started", "not_applicable"]
+    form_order = [value for value, _label in matrix.statuses]
+    statuses = [s for s in order if s in form_order] + [s for s in form_order if s not in order]
     status_labels = {value: text_in(label, language) for value, label in matrix.statuses}
     priorities = _priority_labels(_)
     is_programme = any(line.priority for g in matrix.groups for line in g.lines)
@@ -394,8 +398,7 @@ def _matrix_view(
             }
         )
     legend = [(s, status_labels[s]) for s in statuses] + [("not_reported", _("Not reported"))]
-    order = ["completed", "ongoing", "in_progress", "not_started", "not_applicable"]
-    chart_keys = [s for s in order if s in statuses] + [s for s in statuses if s not in order]
+    chart_keys = statuses
 
     def stacked(label: str, counts: StatusCounts) -> charts.StackedBar:
         segments = [
