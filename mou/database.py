@@ -63,6 +63,19 @@ def session_scope(settings: Settings) -> Iterator[Session]:
         session.close()
 
 
+def begin_sqlite_transaction(session: Session) -> None:
+    """Start the transaction before a SAVEPOINT on SQLite.
+
+    pysqlite begins transactions only before data changes, so a savepoint opened first would
+    start the transaction itself, and its RELEASE would commit it behind the caller's back.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    if not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
+
+
 def alembic_config(settings: Settings) -> Config:
     config = Config()
     config.set_main_option("script_location", str(settings.project_root / "db" / "migrations"))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from mou import filestore
 from mou import models as m
+from mou.database import begin_sqlite_transaction
 from mou.form_context import form_context, latest_accepted
 from mou.forms import load_form
 from mou.forms.messages import Messages
@@ -94,6 +95,7 @@ def record_submission(
         expected_state_id=expected.id if expected else None,
         expected_cycle_id=expected_cycle_id,
     )
+    begin_sqlite_transaction(session)
     try:
         with session.begin_nested():
             session.add(submission)

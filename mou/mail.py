@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mou import filestore
-from mou.database import session_scope
+from mou.database import begin_sqlite_transaction, session_scope
 from mou.models import OutboxMessage, utcnow
 from mou.settings import Settings
 
@@ -120,7 +120,7 @@ def enqueue_message(
         }
         for a in attachments
     ]
-    _begin_sqlite_transaction(session)
+    begin_sqlite_transaction(session)
     for attempt in range(1, _ENQUEUE_TRIES + 1):
         row = OutboxMessage(
             key=key,
@@ -192,17 +192,6 @@ def _validate(
 
 def _by_key(session: Session, key: str) -> OutboxMessage | None:
     return session.scalars(select(OutboxMessage).where(OutboxMessage.key == key)).one_or_none()
-
-
-def _begin_sqlite_transaction(session: Session) -> None:
-    # pysqlite starts no transaction before SAVEPOINT, so a savepoint opened first would start
-    # (and its RELEASE commit) the whole transaction behind the caller's back.
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    dbapi_connection: Any = connection.connection.dbapi_connection
-    if not dbapi_connection.in_transaction:
-        connection.exec_driver_sql("BEGIN")
 
 
 def _domain_of(address: str) -> str:

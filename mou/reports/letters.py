@@ -47,7 +47,7 @@ class RequestLetter:
     reply_to: str  # where the completed workbook goes
     secretariat: str
     enclosures: tuple[str, ...] = ()  # e.g. the template's file name; empty: a generic line
-    place: str = "Bonn"
+    place: str = ""  # empty: "Bonn" in the letter's language
 
 
 def _authority(authority: m.Authority, language: str, *, with_email: bool = False) -> Addressee:
