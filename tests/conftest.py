@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from mou.database import engine_for, session_scope
 from mou.settings import Settings
+from tests.smtp_server import SmtpServer
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MOU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -93,3 +94,19 @@ def session(settings: Settings) -> Iterator[Session]:
     prepare_database(settings)
     with session_scope(settings) as session:
         yield session
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on a port the OS chooses, keeping what it receives."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def relay(settings: Settings, server: SmtpServer, **extra: object) -> Settings:
+    """The settings with the test SMTP server as relay."""
+    return settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": server.port, "smtp_timeout": 5, **extra}
+    )

@@ -9,7 +9,6 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -42,18 +41,7 @@ BODY_RU = "Уважаемые коллеги,\n\nпросим заполнить
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-def relay(settings: Settings, server: SmtpServer, **extra: Any) -> Settings:
-    return settings.model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": server.port, "smtp_timeout": 5, **extra}
-    )
+from tests.conftest import relay  # noqa: E402
 
 
 def enqueue(session: Session, settings: Settings, key: str, **fields: Any) -> m.OutboxMessage:

@@ -1,0 +1,276 @@
+"""The reporting protocol without a Prefect server: dispatch, intake, receipts, reminders,
+sweep; every effect happens once, whatever is re-run, retried or interrupted."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mou import intake
+from mou import models as m
+from mou.database import session_scope
+from mou.form_context import template_for
+from mou.mail import deliver_pending
+from mou.protocol import open_and_dispatch, process_submission, receive_file, remind, sweep
+from mou.settings import Settings
+from mou.setup import prepare_database
+from tests.conftest import relay
+from tests.smtp_server import SmtpServer
+from tests.test_workbook import bukhara_answers
+from tests.workbooks import fill
+
+DEADLINE = dt.date(2027, 3, 31)
+KEYED = {"threats", "action_plan_implementation"}
+STATES = ["AF", "KZ", "TJ", "TM", "UZ"]
+
+
+def addresses(header: str | None) -> list[str]:
+    from email.utils import getaddresses
+
+    return sorted(address for _, address in getaddresses([header or ""]))
+
+
+def filled_return(settings: Settings, cycle_id: int, state: str, language: str = "ru", **changes):
+    with session_scope(settings) as session:
+        template = template_for(session, settings, cycle_id, state, language)
+    answers = bukhara_answers(language)
+    answers.update(changes)
+    return fill(template, answers, keyed=KEYED)
+
+
+def count(settings: Settings, model: type, **where) -> int:
+    with session_scope(settings) as session:
+        return session.scalar(select(func.count()).select_from(model).filter_by(**where)) or 0
+
+
+@pytest.fixture
+def service(settings: Settings, smtp: SmtpServer) -> Settings:
+    prepare_database(settings)
+    return relay(settings, smtp)
+
+
+def test_requests_go_to_foreign_affairs_with_copy_to_focal_ministry_once(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    first = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE)
+    again = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE)
+
+    assert first.created and sorted(first.dispatched) == STATES
+    assert not again.created and again.dispatched == [] and sorted(again.already) == STATES
+    assert len(smtp.received) == 5
+    by_to = {addresses(r.message["To"])[0]: r for r in smtp.received}
+    uz = by_to["mfa.uz@example.org"].message
+    assert addresses(uz["Cc"]) == ["environment.uz@example.org"]
+    assert "CMS/BD-MOU/2025-2026/UZ" in str(uz["Subject"])
+    assert "31.03.2027" in uz.get_body(("plain",)).get_content()
+    attachments = {a.get_filename(): a for a in uz.iter_attachments()}
+    letter = next(a for name, a in attachments.items() if name.endswith(".pdf"))
+    assert letter.get_content().startswith(b"%PDF")
+    workbook = attachments["bukhara-deer-2025-2026-UZ-ru.xlsx"].get_content()
+    assert workbook.startswith(b"PK")
+    # The template the ministry received is accepted as it comes back.
+    assert str(uz["Subject"]).startswith("Бухарский") or "запрос" in str(uz["Subject"]).lower()
+
+
+def test_relay_down_during_dispatch_then_each_request_arrives_once(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    smtp.stop()
+    opening = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE)
+    assert opening.delivery is not None and opening.delivery.sent == 0
+    assert count(service, m.OutboxMessage, status="pending") == 5
+    smtp.start()
+    later = m.utcnow() + dt.timedelta(minutes=5)
+    report = deliver_pending(service, now=later)
+    assert report.sent == 5
+    assert deliver_pending(service, now=later + dt.timedelta(hours=2)).sent == 0
+    assert sorted(r.message_id for r in smtp.received) == sorted(report.sent_message_ids)
+
+
+def test_accepted_return_gets_a_receipt_with_its_summary(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    data = filled_return(service, cycle, "UZ")
+    submission_id, created = receive_file(
+        service, data, filename="отчёт.xlsx", sender="focal.point.uz@example.org"
+    )
+    outcome = process_submission(service, submission_id)
+    assert created and outcome.status == "accepted"
+    [receipt] = [r for r in smtp.received if "focal.point.uz@example.org" in r.rcpt_tos]
+    message = receipt.message
+    assert addresses(message["To"]) == ["focal.point.uz@example.org"]
+    assert addresses(message["Cc"]) == ["environment.uz@example.org"]
+    assert "принят" in str(message["Subject"])
+    [summary] = list(message.iter_attachments())
+    assert summary.get_filename().endswith(".pdf")
+    assert summary.get_content().startswith(b"%PDF")
+    # Processing again (a retried flow) sends nothing new.
+    again = process_submission(service, submission_id)
+    assert again.already_decided and again.status == "accepted"
+    assert len([r for r in smtp.received if "focal.point.uz@example.org" in r.rcpt_tos]) == 1
+
+
+def test_refused_return_gets_the_reasons_in_its_language(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    data = filled_return(service, cycle, "KZ", national_total="много")
+    submission_id, _ = receive_file(
+        service, data, filename="kz.xlsx", sender="focal.point.kz@example.org"
+    )
+    assert process_submission(service, submission_id).status == "rejected"
+    [receipt] = [r for r in smtp.received if "focal.point.kz@example.org" in r.rcpt_tos]
+    body = receipt.message.get_body(("plain",)).get_content()
+    assert "не может быть принят" in body and "много" in body
+    assert count(service, m.Answer) == 0
+
+
+def test_corrected_resubmission_supersedes_and_identical_bytes_are_recognised(
+    service: Settings,
+) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    first = filled_return(service, cycle, "TJ", national_total=200)
+    corrected = filled_return(service, cycle, "TJ", national_total=210)
+    one, _ = receive_file(service, first, filename="tj.xlsx")
+    process_submission(service, one)
+    same, created = receive_file(service, first, filename="tj-again.xlsx")
+    assert (same, created) == (one, False)
+    two, _ = receive_file(service, corrected, filename="tj-v2.xlsx")
+    outcome = process_submission(service, two)
+    assert outcome.version == 2 and outcome.superseded_id == one
+    with session_scope(service) as session:
+        assert session.get(m.Submission, one).superseded_by_id == two
+    assert count(service, m.Submission) == 2
+
+
+class Crash(BaseException):
+    """Stands for the process dying at that line (not an Exception: nothing catches it)."""
+
+
+def test_ingest_killed_midway_then_rerun_decides_once(
+    service: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    submission_id, _ = receive_file(
+        service, filled_return(service, cycle, "TM"), filename="tm.xlsx", sender="x@example.org"
+    )
+    real_decide = intake._decide
+
+    def dies_after_writing(*args, **kwargs):
+        real_decide(*args, **kwargs)  # answers and issues are written, not committed
+        raise Crash
+
+    monkeypatch.setattr(intake, "_decide", dies_after_writing)
+    with pytest.raises(Crash):
+        process_submission(service, submission_id)
+    assert count(service, m.Answer) == 0
+    assert count(service, m.Submission, status="received") == 1
+    monkeypatch.undo()
+
+    report = sweep(service, older_than=dt.timedelta(0))
+    assert report.ingested == [submission_id]
+    assert count(service, m.Submission, status="accepted") == 1
+    answers = count(service, m.Answer)
+    assert answers > 0
+    assert sweep(service, older_than=dt.timedelta(0)).ingested == []
+    assert count(service, m.Answer) == answers
+    assert len([r for r in smtp.received if "x@example.org" in r.rcpt_tos]) == 1
+
+
+def test_sweep_sends_a_receipt_lost_between_decision_and_outbox(
+    service: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mou.protocol
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    submission_id, _ = receive_file(
+        service,
+        filled_return(service, cycle, "AF", "en"),
+        filename="af.xlsx",
+        sender="y@example.org",
+    )
+
+    def crash(*args, **kwargs):
+        raise Crash
+
+    monkeypatch.setattr(mou.protocol, "enqueue_receipt", crash)
+    with pytest.raises(Crash):
+        process_submission(service, submission_id)
+    monkeypatch.undo()
+    assert count(service, m.Submission, status="accepted") == 1
+    report = sweep(service)
+    assert report.receipts == [submission_id]
+    assert sweep(service).receipts == []
+    assert len([r for r in smtp.received if "y@example.org" in r.rcpt_tos]) == 1
+
+
+def test_reminders_follow_the_rules(service: Settings, smtp: SmtpServer) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    before = len(smtp.received)
+
+    def sent_since(mark: int) -> list:
+        return smtp.received[mark:]
+
+    assert remind(service, DEADLINE - dt.timedelta(days=20)) == 0
+    assert remind(service, DEADLINE - dt.timedelta(days=14)) == 5
+    assert remind(service, DEADLINE - dt.timedelta(days=13)) == 0  # never twice for a step
+    polite = sent_since(before)
+    uz = next(r for r in polite if "environment.uz@example.org" in addresses(r.message["To"]))
+    assert addresses(uz.message["Cc"]) == ["mfa.uz@example.org"]
+
+    # Uzbekistan reports: no more reminders for it.
+    submission_id, _ = receive_file(service, filled_return(service, cycle, "UZ"), filename="u")
+    assert process_submission(service, submission_id).status == "accepted"
+    mark = len(smtp.received)
+    assert remind(service, DEADLINE) == 4
+    due = [r for r in sent_since(mark) if r.message["Subject"] and "UZ" not in str(r.rcpt_tos)]
+    assert len(due) == 4 and all("uz" not in " ".join(r.rcpt_tos) for r in due)
+
+    mark = len(smtp.received)
+    assert remind(service, DEADLINE + dt.timedelta(days=7)) == 4  # escalation
+    escalated = sent_since(mark)
+    kz = next(r for r in escalated if "mfa.kz@example.org" in addresses(r.message["To"]))
+    assert addresses(kz.message["Cc"]) == ["environment.kz@example.org"]
+    assert "CMS/BD-MOU/2025-2026/KZ" in kz.message.get_body(("plain",)).get_content()
+    assert remind(service, DEADLINE + dt.timedelta(days=8)) == 0
+    assert remind(service, DEADLINE + dt.timedelta(days=30)) == 4
+    assert remind(service, DEADLINE + dt.timedelta(days=90)) == 0
+
+
+def test_a_late_first_reminder_run_sends_only_the_current_step(service: Settings) -> None:
+    open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, states=["KZ"])
+    assert remind(service, DEADLINE + dt.timedelta(days=10)) == 1
+    with session_scope(service) as session:
+        keys = session.scalars(
+            select(m.OutboxMessage.key).where(m.OutboxMessage.kind == "reminder")
+        ).all()
+    assert keys == [f"reminder:{1}:KZ:overdue-1"] or [k.split(":")[-1] for k in keys] == [
+        "overdue-1"
+    ]
+
+
+def test_inbox_file_is_recorded_once_and_moved_aside(service: Settings) -> None:
+    from mou.inbox import InboxWatcher
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    service.inbox_dir.mkdir(parents=True, exist_ok=True)
+    dropped = service.inbox_dir / "uz.xlsx"
+    dropped.write_bytes(filled_return(service, cycle, "UZ"))
+    (service.inbox_dir / "uz.xlsx.json").write_text('{"sender": "z@example.org"}')
+    watcher = InboxWatcher(service)
+    assert watcher.scan() == []  # first look: size noted, file may still be growing
+    [submission_id] = watcher.scan()
+    assert watcher.scan() == []
+    assert not dropped.exists()
+    assert any(Path(service.inbox_dir / "taken").iterdir())
+    with session_scope(service) as session:
+        submission = session.get(m.Submission, submission_id)
+        assert (submission.sender, submission.channel, submission.status) == (
+            "z@example.org",
+            "inbox",
+            "received",
+        )
