@@ -19,7 +19,7 @@ CONSOLIDATE_TRIGGER: dict[str, Any] = {
     "name": "consolidate after an accepted return",
     "expect": ["mou.submission.accepted"],
     "match": {"prefect.resource.id": "mou.submission.*"},
-    "parameters": {"cycle_id": "{{ event.resource['mou.cycle.id'] }}"},
+    "parameters": {"cycle_id": "{{ event.payload.cycle_id }}"},
     # A burst of accepted returns collapses into one run (concurrency limit, cancel new).
     "schedule_after": 5,
 }

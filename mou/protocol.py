@@ -145,6 +145,7 @@ def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
             state=outcome.state,
             payload={
                 "submission_id": submission_id,
+                "cycle_id": outcome.cycle_id,
                 "sha256": sha256,
                 "version": outcome.version,
                 "errors": sum(1 for i in outcome.issues if i.severity == "error"),

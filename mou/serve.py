@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from mou.prefect_server import embedded_prefect_server, prefect_environment
@@ -10,8 +11,13 @@ from mou.settings import Settings
 from mou.setup import prepare_database
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a service manager's stop) ends the service like Ctrl-C
+
+
 def serve(settings: Settings) -> int:
     """Prepare the database, start (or join) Prefect, serve every deployment until Ctrl-C."""
+    signal.signal(signal.SIGTERM, _interrupt)
     prepare_database(settings)
     configured_api = os.environ.get("PREFECT_API_URL")
     if configured_api:

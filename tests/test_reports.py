@@ -1,0 +1,440 @@
+"""PDF documents: contents checked against the database in en, ru and fr, embedded fonts,
+hostile narratives, the asset-only fetcher, tagging, reproducibility, catalogues.
+
+Rendering is the slow part (the 14-state CAMI report takes seconds), so the data is built
+once per module on SQLite and each document is rendered once per language and shared; the
+consolidation itself is tested on both engines in test_consolidate.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal, format_percent
+from pypdf import PdfReader
+from pypdf.generic import DictionaryObject
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mou import models as m
+from mou.consolidate import ConsolidatedCycle, consolidate, read_return
+from mou.database import engine_for, session_scope
+from mou.errors import Refused
+from mou.reports import (
+    AssetFetcher,
+    AssetRefused,
+    Formatter,
+    document_symbol,
+    html_to_pdf,
+    progress_summary_html,
+    render_progress_summary,
+    render_request_letter,
+    render_state_summary,
+    request_letter_for,
+)
+from mou.settings import Settings
+from mou.setup import prepare_database
+from tests import builders as b
+
+LANGUAGES = ("en", "ru", "fr")
+LOCALES = {"en": "en_GB", "ru": "ru", "fr": "fr"}
+PROJECT = Path(__file__).resolve().parent.parent
+REPORTS = PROJECT / "templates" / "reports"
+
+
+def squash(text: str) -> str:
+    """Text without any whitespace: PDF extraction breaks lines and keeps NBSPs."""
+    return re.sub(r"\s+", "", text)
+
+
+def number(value: int, language: str) -> str:
+    return squash(format_decimal(value, locale=LOCALES[language]))
+
+
+def pdf_text(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+@dataclass
+class World:
+    settings: Settings
+    bukhara: ConsolidatedCycle
+    cami: ConsolidatedCycle
+    bukhara_cycle_id: int
+    superseded_id: int
+    state_names: dict[str, dict[str, str]]
+    site_counts: dict[str, list[int]]
+    national_totals: dict[str, int]
+    previous_totals: dict[str, int]
+    cami_statuses: list[str]
+    renders: dict[tuple[str, str], bytes] = field(default_factory=dict)
+
+    def pdf(self, which: str, language: str) -> bytes:
+        key = (which, language)
+        if key not in self.renders:
+            data = self.bukhara if which == "bukhara" else self.cami
+            self.renders[key] = render_progress_summary(data, language, self.settings)
+        return self.renders[key]
+
+
+def _counted(session: Session, cycle_id: int, field_key: str) -> list[tuple[str, m.Answer]]:
+    rows = session.execute(
+        select(m.RangeState.code, m.Answer)
+        .join(m.Submission, m.Answer.submission_id == m.Submission.id)
+        .join(m.RangeState, m.Submission.state_id == m.RangeState.id)
+        .where(
+            m.Submission.cycle_id == cycle_id,
+            m.Submission.status == "accepted",
+            m.Submission.superseded_by_id.is_(None),
+            m.Answer.field_key == field_key,
+        )
+    ).all()
+    return [(code, answer) for code, answer in rows]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    var = tmp_path_factory.mktemp("reports") / "var"
+    settings = Settings(var_dir=var)
+    prepare_database(settings)
+    with session_scope(settings) as session:
+        bukhara = b.build_bukhara(session)
+        cami = b.build_cami(session)
+        ids = (bukhara.cycle.id, bukhara.previous.id, cami.cycle.id, bukhara.superseded_ids[0])
+    with session_scope(settings) as session:
+        bukhara_id, previous_id, cami_id, superseded = ids
+        sites: dict[str, list[int]] = {}
+        for code, answer in _counted(session, bukhara_id, "population_sites"):
+            if answer.column_key == "count":
+                sites.setdefault(code, []).append(answer.value)
+        yield World(
+            settings=settings,
+            bukhara=consolidate(session, bukhara_id),
+            cami=consolidate(session, cami_id),
+            bukhara_cycle_id=bukhara_id,
+            superseded_id=superseded,
+            state_names={s.code: dict(s.name) for s in session.scalars(select(m.RangeState))},
+            site_counts=sites,
+            national_totals={
+                code: a.value for code, a in _counted(session, bukhara_id, "national_total")
+            },
+            previous_totals={
+                code: a.value for code, a in _counted(session, previous_id, "national_total")
+            },
+            cami_statuses=[
+                a.value
+                for _c, a in _counted(session, cami_id, "activities")
+                if a.column_key == "status"
+            ],
+        )
+    engine_for(settings.effective_database_url).dispose()
+
+
+# --------------------------------------------------------------------------------------------
+# Contents in three languages, against the database
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_bukhara_summary_shows_states_sites_and_totals(world: World, language: str) -> None:
+    text = squash(pdf_text(world.pdf("bukhara", language)))
+    for code in world.national_totals:
+        assert squash(world.state_names[code][language]) in text, code
+    for code, counts in world.site_counts.items():
+        for count in counts:
+            assert number(count, language) in text, (code, count)
+        assert number(sum(counts), language) in text  # sum of the state's sites
+    total = sum(world.national_totals.values())
+    previous = sum(world.previous_totals.values())
+    all_sites = sum(sum(c) for c in world.site_counts.values())
+    assert number(total, language) in text
+    assert number(all_sites, language) in text
+    assert number(previous, language) in text
+    assert "+" + number(total - previous, language) in text
+    assert "LowerAmudarya" in text and "Darqad" in text
+    # The superseded version's wrong figure is nowhere.
+    assert number(1400, language) not in text
+    symbol = document_symbol("bukhara-deer", "2023-2024", "Inf.1")
+    assert symbol == "UNEP/CMS/BD/NR.2023-2024/Inf.1" and symbol in text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_cami_summary_shows_every_state_and_the_shares(world: World, language: str) -> None:
+    pdf = world.pdf("cami", language)
+    raw = pdf_text(pdf)
+    text = squash(raw)
+    for code in b.CAMI_STATES:
+        assert squash(world.state_names[code][language]) in text, code
+    statuses = world.cami_statuses
+    applicable = [s for s in statuses if s != "not_applicable"]
+    done = sum(1 for s in applicable if s in ("completed", "ongoing"))
+    share = squash(format_percent(done / len(applicable), locale=LOCALES[language]))
+    assert share in text
+    assert number(121, language) in text
+    # The matrix lists every activity code.
+    codes = set(re.findall(r"\b[1-4]\.\d\.\d{1,2}\b", raw))
+    assert {"1.1.1", "1.1.10", "2.5.3", "4.3.1"} <= codes and len(codes) >= 121
+
+
+def test_status_table_and_timeliness(world: World) -> None:
+    text = squash(pdf_text(world.pdf("bukhara", "en")))
+    assert "Lateby3days" in text and "4ontime,1late" in text
+    ru = squash(pdf_text(world.pdf("bukhara", "ru")))
+    assert "Опозданиена3дня" in ru
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile text, fetching, fonts
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("which", "language"), [("bukhara", "en"), ("cami", "ru")])
+def test_hostile_narratives_are_literal_text(world: World, which: str, language: str) -> None:
+    pdf = world.pdf(which, language)
+    text = squash(pdf_text(pdf))
+    assert squash(b.HOSTILE) in text
+    assert "<script>alert(1)</script>" in text
+    assert squash("<link rel=attachment href=file:///etc/passwd>") in text
+    assert "{{7*7}}" in text and "templatecheck49end" not in text
+    reader = PdfReader(io.BytesIO(pdf))
+    assert reader.attachments == {}
+    names = reader.trailer["/Root"].get("/Names")
+    assert names is None or "/EmbeddedFiles" not in names
+    passwd = Path("/etc/passwd")
+    if passwd.exists():
+        first = passwd.read_text().splitlines()[0]
+        assert squash(first) not in text
+
+
+def test_only_the_reports_own_assets_are_fetched(world: World) -> None:
+    fetcher = AssetFetcher(REPORTS)
+    html = progress_summary_html(world.bukhara, "en", world.settings)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+    assert "{{ 7*7 }}" in html
+    html_to_pdf(html, world.settings, fetcher=fetcher)
+    assert fetcher.refused == []
+    served = {url.rsplit("/", 1)[-1] for url in fetcher.served}
+    assert served == {"report.css", "DejaVuSans.ttf", "DejaVuSans-Bold.ttf"}
+
+
+def test_fetcher_refuses_everything_else(tmp_path: Path, world: World) -> None:
+    fetcher = AssetFetcher(REPORTS)
+    outside = tmp_path / "secret.css"
+    outside.write_text("body { color: red }")
+    for url in (
+        "file:///etc/passwd",
+        "http://example.org/report.css",
+        "https://example.org/font.ttf",
+        "data:text/css,body{}",
+        (REPORTS / ".." / ".." / "pyproject.toml").as_uri(),
+        REPORTS.as_uri() + "/../../mou/settings.py",
+        (REPORTS / "locale" / "ru" / "LC_MESSAGES" / "messages.po").as_uri(),
+        (REPORTS / "progress_summary.html").as_uri(),
+        outside.as_uri(),
+        "file://evil.example/" + str(REPORTS / "report.css"),
+    ):
+        with pytest.raises(AssetRefused):
+            fetcher.fetch(url)
+    response = fetcher.fetch((REPORTS / "fonts" / "DejaVuSans.ttf").as_uri())
+    assert response.read(4) == b"\x00\x01\x00\x00"
+    # Even raw HTML that asks for files gets nothing: the fetcher is the second wall.
+    hostile = (
+        '<html lang="en"><head><title>t</title>'
+        "<link rel=attachment href=file:///etc/passwd>"
+        '<link rel="stylesheet" href="http://example.org/x.css"></head>'
+        '<body><p>x</p><img alt="x" src="file:///etc/passwd"></body></html>'
+    )
+    fetcher = AssetFetcher(REPORTS)
+    pdf = html_to_pdf(hostile, world.settings, fetcher=fetcher)
+    assert "file:///etc/passwd" in fetcher.refused
+    assert "http://example.org/x.css" in fetcher.refused
+    assert PdfReader(io.BytesIO(pdf)).attachments == {}
+
+
+def _fonts(resources: Any, seen: set[int]) -> Iterator[DictionaryObject]:
+    if resources is None or id(resources) in seen:
+        return
+    seen.add(id(resources))
+    resources = resources.get_object()
+    for font in (resources.get("/Font") or {}).values():
+        yield font.get_object()
+    for xobject in (resources.get("/XObject") or {}).values():
+        xobject = xobject.get_object()
+        yield from _fonts(xobject.get("/Resources"), seen)
+
+
+@pytest.mark.parametrize(
+    ("which", "language"), [("bukhara", "en"), ("bukhara", "ru"), ("cami", "fr")]
+)
+def test_all_fonts_are_embedded(world: World, which: str, language: str) -> None:
+    reader = PdfReader(io.BytesIO(world.pdf(which, language)))
+    fonts = {}
+    seen: set[int] = set()
+    for page in reader.pages:
+        for font in _fonts(page.get("/Resources"), seen):
+            fonts[str(font["/BaseFont"])] = font
+    assert fonts
+    for name, font in fonts.items():
+        descendant = (
+            font["/DescendantFonts"][0].get_object() if "/DescendantFonts" in font else font
+        )
+        descriptor = descendant["/FontDescriptor"].get_object()
+        assert "/FontFile2" in descriptor, name
+        assert "Report-Sans" in name  # the shipped DejaVu Sans, never a system fallback
+
+
+# --------------------------------------------------------------------------------------------
+# Document properties
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_tagged_pdf_with_title_language_and_bookmarks(world: World, language: str) -> None:
+    reader = PdfReader(io.BytesIO(world.pdf("bukhara", language)))
+    root = reader.trailer["/Root"]
+    assert root["/Lang"] == language
+    assert "/StructTreeRoot" in root and root["/MarkInfo"]["/Marked"]
+    assert root["/ViewerPreferences"]["/DisplayDocTitle"]
+    metadata = reader.metadata
+    assert metadata is not None and "2023-2024" in (metadata.title or "")
+    # The creation date comes from the data (latest decision), not the clock.
+    assert metadata["/CreationDate"] == "D:20250408120000Z"
+    titles = [item.title for item in reader.outline if not isinstance(item, list)]
+    assert len(titles) == 8 and titles[0].startswith("1. ")
+
+
+def test_contents_page_numbers_point_at_the_chapters(world: World) -> None:
+    reader = PdfReader(io.BytesIO(world.pdf("bukhara", "en")))
+    contents = reader.pages[1].extract_text()
+    entries = re.findall(r"^(\d+\. .+?) \.{3,}\s*(\d+)$", contents, flags=re.MULTILINE)
+    assert len(entries) == 7
+    for title, page in entries:
+        first_line = reader.pages[int(page) - 1].extract_text().splitlines()
+        assert title in first_line[:3], (title, page)
+
+
+def test_two_renders_are_identical(world: World) -> None:
+    first = world.pdf("bukhara", "ru")
+    again = render_progress_summary(world.bukhara, "ru", world.settings)
+    assert again == first
+
+
+def test_unknown_language_is_refused(world: World) -> None:
+    with pytest.raises(Refused, match="en, ru, fr"):
+        render_progress_summary(world.bukhara, "de", world.settings)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-state summary and request letter
+# --------------------------------------------------------------------------------------------
+
+
+def test_state_summary_shows_the_return_as_read(world: World) -> None:
+    uz = world.bukhara.return_of("UZ")
+    assert uz is not None
+    text = squash(pdf_text(render_state_summary(uz, "ru", world.settings)))
+    assert squash(world.state_names["UZ"]["ru"]) in text
+    assert "LowerAmudarya" in text and number(1475, "ru") in text
+    assert squash(b.HOSTILE) in text
+    assert "UNEP/CMS/BD/NR.2023-2024/UZB" in text
+    kz = world.bukhara.return_of("KZ")
+    assert kz is not None
+    kz_text = pdf_text(render_state_summary(kz, "en", world.settings))
+    assert "carried forward" in kz_text and "Not answered" in kz_text
+
+
+def test_state_summary_of_a_superseded_version(world: World) -> None:
+    with session_scope(world.settings) as session:
+        returned = read_return(session, world.superseded_id)
+    text = squash(pdf_text(render_state_summary(returned, "en", world.settings)))
+    assert number(1400, "en") in text and "Warningonthesupersededversion" in text
+
+
+@pytest.mark.parametrize(("state", "language"), [("UZ", "ru"), ("AF", "en")])
+def test_request_letter(world: World, state: str, language: str) -> None:
+    with session_scope(world.settings) as session:
+        request = session.scalars(
+            select(m.ReportRequest)
+            .join(m.RangeState)
+            .where(
+                m.RangeState.code == state,
+                m.ReportRequest.cycle_id == world.bukhara_cycle_id,
+            )
+        ).one()
+        authorities = {
+            a.kind: dict(a.name)
+            for a in session.scalars(
+                select(m.Authority).where(m.Authority.state_id == request.state_id)
+            )
+        }
+        letter = request_letter_for(session, request.id, world.settings)
+    assert letter.language == language
+    text = squash(pdf_text(render_request_letter(letter, world.settings)))
+    name = authorities["foreign_affairs"]
+    assert squash(name.get(language) or name["en"]) in text
+    focal = authorities["focal_ministry"]
+    assert squash(focal.get(language) or focal["en"]) in text
+    assert squash(letter.reference) in text
+    assert "11.24" in text and "2.5.3" in text
+    deadline = Formatter(language).date(dt.date(2025, 3, 31))
+    assert squash(deadline) in text
+    assert ("cc:" if language == "en" else "Копия:") in text
+
+
+# --------------------------------------------------------------------------------------------
+# Languages
+# --------------------------------------------------------------------------------------------
+
+
+def test_numbers_and_dates_per_language() -> None:
+    assert Formatter("en").number(1475) == "1,475"
+    assert Formatter("ru").number(1475) == "1\u00a0475"
+    assert Formatter("fr").number(1475) == "1\u202f475"
+    assert Formatter("ru").signed(-35) == "\u221235" and Formatter("en").signed(398) == "+398"
+    assert Formatter("en").date(dt.date(2025, 3, 31)) == "31 March 2025"
+    assert Formatter("fr").date("2025-03-31") == "31 mars 2025"
+    assert Formatter("ru").date(dt.datetime(2025, 3, 31, 23, tzinfo=dt.UTC)).startswith("31 марта")
+
+
+def _extracted_ids() -> set[str]:
+    ids: set[str] = set()
+    python = extract_from_dir(str(PROJECT / "mou" / "reports"), [("**.py", "python")])
+    templates = extract_from_dir(
+        str(REPORTS),
+        [("**.html", "jinja2")],
+        options_map={"**.html": {"extensions": "jinja2.ext.i18n", "newstyle_gettext": "true"}},
+    )
+    for _file, _line, message, _comments, _context in [*python, *templates]:
+        ids.add(message[0] if isinstance(message, tuple) else message)
+    return ids
+
+
+def test_every_text_is_translated() -> None:
+    ids = _extracted_ids()
+    assert len(ids) > 100
+    with (REPORTS / "locale" / "messages.pot").open("rb") as handle:
+        template = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id}
+    assert template == ids, "messages.pot is stale: see templates/reports/locale/babel.cfg"
+    placeholder = re.compile(r"%\((\w+)\)s")
+    for language in ("ru", "fr"):
+        path = REPORTS / "locale" / language / "LC_MESSAGES" / "messages.po"
+        with path.open("rb") as handle:
+            catalog = read_po(handle, locale=language)
+        for msgid in ids:
+            message = catalog.get(msgid)
+            assert message is not None, (language, msgid)
+            assert not message.fuzzy, (language, msgid)
+            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+            for string in strings:
+                assert string, (language, msgid)
+                # A translation may leave a name out (Russian cases), never invent one.
+                assert set(placeholder.findall(string)) <= set(placeholder.findall(msgid))
