@@ -29,8 +29,9 @@ def cycle_rrule(instrument: InstrumentEntry) -> str | None:
 
 def period_before(run: dt.date, months: int) -> str:
     """The reporting period that ends before a request sent on ``run``: 2025-2026."""
-    first = run - relativedelta(months=months)
-    last = run - dt.timedelta(days=1)
+    month_start = run.replace(day=1)  # the period covers whole months before the request
+    first = month_start - relativedelta(months=months)
+    last = month_start - dt.timedelta(days=1)
     return f"{first.year}-{last.year}"
 
 
