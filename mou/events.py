@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,17 @@ SUBMISSION_ACCEPTED = "mou.submission.accepted"
 SUBMISSION_REJECTED = "mou.submission.rejected"
 REQUEST_DISPATCHED = "mou.request.dispatched"
 CYCLE_OPENED = "mou.cycle.opened"
+
+
+def api_configured() -> bool:
+    """Whether a Prefect API is set (environment, or Prefect's settings once imported)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    if "prefect" not in sys.modules:
+        return False  # importing Prefect only to learn that nothing is configured costs a second
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
 
 
 def emit(
@@ -26,7 +38,7 @@ def emit(
     payload: dict[str, Any] | None = None,
 ) -> bool:
     """Emit an event with the contract's resource id and labels; False if it could not be."""
-    if not os.environ.get("PREFECT_API_URL"):
+    if not api_configured():
         return False  # emit_event would drop it silently; say so to the caller instead
     from prefect.events import emit_event
 

@@ -375,7 +375,8 @@ def _decide(
                     and earlier[key] == answer.value,
                 )
             )
-        older = session.scalars(
+        # The latest *received* accepted return counts, whatever order they were decided in.
+        current = session.scalars(
             select(m.Submission).where(
                 m.Submission.cycle_id == cycle.id,
                 m.Submission.state_id == request.state_id,
@@ -384,9 +385,17 @@ def _decide(
                 m.Submission.id != submission.id,
             )
         ).all()
-        for old in older:
-            old.superseded_by_id = submission.id
-            superseded_id = old.id
+        newer = [s for s in current if s.id > submission.id]
+        if newer:
+            session.execute(
+                update(m.Submission)
+                .where(m.Submission.id == submission.id)
+                .values(superseded_by_id=max(s.id for s in newer))
+            )
+        for old in current:
+            if old.id < submission.id:
+                old.superseded_by_id = max(s.id for s in newer) if newer else submission.id
+                superseded_id = old.id
     session.flush()
     session.refresh(submission)
     outcome = _outcome(session, submission)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from mou import events
 from mou import models as m
@@ -26,6 +27,7 @@ from mou.reminders import send_reminders
 from mou.settings import Settings
 
 log = logging.getLogger(__name__)
+DECISION_TRIES = 5
 Progress = Callable[[int, int, str], None]  # done, total, what
 
 
@@ -120,8 +122,17 @@ def receive_file(
 
 def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
     """Ingest (decides once), enqueue the receipt, send it, announce the outcome."""
-    with session_scope(settings) as session:
-        outcome = ingest_submission(session, settings, submission_id)
+    for attempt in range(1, DECISION_TRIES + 1):
+        try:
+            with session_scope(settings) as session:
+                outcome = ingest_submission(session, settings, submission_id)
+            break
+        except IntegrityError:
+            # Another worker decided a return of the same state at the same moment and took
+            # the version number: decide again on the committed state.
+            if attempt == DECISION_TRIES:
+                raise
+            log.info("submission %s: version taken concurrently, deciding again", submission_id)
     with session_scope(settings) as session:
         try:
             enqueue_receipt(session, settings, submission_id)

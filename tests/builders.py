@@ -439,7 +439,7 @@ def cami_answers(session: Session, state_code: str, cami: m.Instrument) -> dict[
             continue  # left empty by the State
         status = rng.choices(STATUSES, weights=(2, 3, 3, 3, 1))[0]
         row: dict[str, Any] = {"status": status}
-        if status != "not_applicable" and rng.random() < 0.3:
+        if status != "not_applicable" and rng.random() < 0.15:
             row["species"] = sorted(rng.sample(species, 2))
         if rng.random() < 0.04:
             row["narrative"] = f"{state_code}: work on activity {activity.code} with partners."

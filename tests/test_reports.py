@@ -77,6 +77,7 @@ class World:
     previous_totals: dict[str, int]
     cami_statuses: list[str]
     renders: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    texts: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def pdf(self, which: str, language: str) -> bytes:
         key = (which, language)
@@ -84,6 +85,13 @@ class World:
             data = self.bukhara if which == "bukhara" else self.cami
             self.renders[key] = render_progress_summary(data, language, self.settings)
         return self.renders[key]
+
+    def text(self, which: str, language: str) -> str:
+        """Extracted text of a render (extraction of a 40-page PDF takes seconds: once)."""
+        key = (which, language)
+        if key not in self.texts:
+            self.texts[key] = pdf_text(self.pdf(which, language))
+        return self.texts[key]
 
 
 def _counted(session: Session, cycle_id: int, field_key: str) -> list[tuple[str, m.Answer]]:
@@ -146,7 +154,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_bukhara_summary_shows_states_sites_and_totals(world: World, language: str) -> None:
-    text = squash(pdf_text(world.pdf("bukhara", language)))
+    text = squash(world.text("bukhara", language))
     for code in world.national_totals:
         assert squash(world.state_names[code][language]) in text, code
     for code, counts in world.site_counts.items():
@@ -169,8 +177,7 @@ def test_bukhara_summary_shows_states_sites_and_totals(world: World, language: s
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_cami_summary_shows_every_state_and_the_shares(world: World, language: str) -> None:
-    pdf = world.pdf("cami", language)
-    raw = pdf_text(pdf)
+    raw = world.text("cami", language)
     text = squash(raw)
     for code in b.CAMI_STATES:
         assert squash(world.state_names[code][language]) in text, code
@@ -186,9 +193,9 @@ def test_cami_summary_shows_every_state_and_the_shares(world: World, language: s
 
 
 def test_status_table_and_timeliness(world: World) -> None:
-    text = squash(pdf_text(world.pdf("bukhara", "en")))
+    text = squash(world.text("bukhara", "en"))
     assert "Lateby3days" in text and "4ontime,1late" in text
-    ru = squash(pdf_text(world.pdf("bukhara", "ru")))
+    ru = squash(world.text("bukhara", "ru"))
     assert "Опозданиена3дня" in ru
 
 
@@ -200,7 +207,7 @@ def test_status_table_and_timeliness(world: World) -> None:
 @pytest.mark.parametrize(("which", "language"), [("bukhara", "en"), ("cami", "ru")])
 def test_hostile_narratives_are_literal_text(world: World, which: str, language: str) -> None:
     pdf = world.pdf(which, language)
-    text = squash(pdf_text(pdf))
+    text = squash(world.text(which, language))
     assert squash(b.HOSTILE) in text
     assert "<script>alert(1)</script>" in text
     assert squash("<link rel=attachment href=file:///etc/passwd>") in text
