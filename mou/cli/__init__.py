@@ -9,6 +9,7 @@ from typing import Any
 
 from mou.cli import cycles as cli_cycles
 from mou.cli import forms as cli_forms
+from mou.cli import reports as cli_reports
 from mou.cli.common import print_json
 from mou.errors import Refused
 from mou.settings import Settings, get_settings
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each room of the service adds its own sub-commands.
-_COMMAND_MODULES: list[Any] = [cli_forms, cli_cycles]
+_COMMAND_MODULES: list[Any] = [cli_forms, cli_cycles, cli_reports]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -644,6 +644,8 @@ def progress_summary_html(
         title=title,
         created=_w3c(consolidated.generated_at),
         statuses=statuses,
+        # Roles are worth a line only where they differ (Bukhara: signatories and Afghanistan).
+        show_roles=len({s.state.role for s in statuses}) > 1,
         population=population,
         matrices=matrices,
         threats=threats,
@@ -695,6 +697,7 @@ def state_summary_html(returned: StateReturn, language: str, settings: Settings)
         doc_title=f"{title}: {state_name}, {cycle.period}",
         state_name=state_name,
         created=_w3c(returned.decided_at or returned.received_at),
+        doc_date=returned.decided_at or returned.received_at,
         sections=return_sections(
             returned, form, language, _, include_empty=True, activity_text=True
         ),
