@@ -18,8 +18,8 @@ and writes the figures, with date, CPU and versions, to benchmarks/RESULTS-repor
 from __future__ import annotations
 
 import argparse
-import ctypes.util
 import datetime as dt
+import gc
 import io
 import logging
 import os
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     # WeasyPrint warns on every render that HarfBuzz-subset is missing; once is enough.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
 
@@ -88,15 +89,30 @@ def main(argv: list[str] | None = None) -> int:
         engine_for(settings.effective_database_url).dispose()
 
     # Warm-up: first use compiles the catalogues and loads fonts and templates.
-    render_progress_summary(consolidated, "en", settings)
-    total, pdf = _median_time(
-        lambda: render_progress_summary(consolidated, "en", settings), args.runs
-    )
-    html_time, html = _median_time(
-        lambda: progress_summary_html(consolidated, "en", settings), args.runs
-    )
-    weasy, weasy_pdf = _median_time(lambda: html_to_pdf(html, settings), args.runs)
-    assert weasy_pdf == pdf, "the same HTML must give the same bytes"
+    pdf = render_progress_summary(consolidated, "en", settings)
+    html = progress_summary_html(consolidated, "en", settings)
+    # Interleaved, so a busy machine slows all measures alike; CPU time beside wall time,
+    # because on a shared machine the CPU time is the steadier figure.
+    timings: dict[str, list[tuple[float, float]]] = {"whole": [], "html": [], "weasy": []}
+
+    def measure(key: str, function: Callable[[], Any]) -> Any:
+        gc.collect()  # so no run pays for the garbage of the one before
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = function()
+        timings[key].append((time.perf_counter() - wall, time.process_time() - cpu))
+        return result
+
+    for _ in range(args.runs):
+        whole_pdf = measure("whole", lambda: render_progress_summary(consolidated, "en", settings))
+        html = measure("html", lambda: progress_summary_html(consolidated, "en", settings))
+        weasy_pdf = measure("weasy", lambda html=html: html_to_pdf(html, settings))
+        assert whole_pdf == weasy_pdf == pdf, "the same data must give the same bytes"
+
+    def median(key: str, index: int) -> float:
+        return statistics.median(t[index] for t in timings[key])
+
+    total, html_time, weasy = (median(k, 0) for k in ("whole", "html", "weasy"))
+    cpu = {k: median(k, 1) for k in timings}
     pages = len(PdfReader(io.BytesIO(pdf)).pages)
     others = {}
     for language in ("ru", "fr"):
@@ -106,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         others[language] = (seconds, len(PdfReader(io.BytesIO(other)).pages), len(other))
 
-    harfbuzz = ctypes.util.find_library("harfbuzz-subset") is not None
+    from weasyprint.text.ffi import harfbuzz, harfbuzz_subset
+
+    # The same test WeasyPrint makes before choosing HarfBuzz over fontTools for subsetting.
+    harfbuzz_used = harfbuzz_subset is not None and bool(harfbuzz.hb_version_atleast(4, 1, 0))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     versions = ", ".join(
         f"{name} {version(name)}"
         for name in ("weasyprint", "pydyf", "fonttools", "jinja2", "babel", "sqlalchemy")
@@ -117,23 +137,26 @@ def main(argv: list[str] | None = None) -> int:
         "Consolidated CAMI progress summary: 14 accepted returns × 121 activities (synthetic",
         "data from tests/builders.py), status table, completion chart (SVG), implementation",
         "matrix, narratives, data quality and an annex per state. English unless stated.",
-        f"Produced by `benchmarks/report_render.py --runs {args.runs}`; medians of "
-        f"{args.runs} runs after one warm-up render.",
+        f"Produced by `benchmarks/report_render.py --runs {args.runs}`: medians of "
+        f"{args.runs} interleaved runs after one warm-up render. The machine may be shared:",
+        "wall times then vary with its load (noted below), CPU times much less.",
         "",
-        "| measure | value |",
-        "| --- | --- |",
-        f"| pages | {pages} |",
-        f"| PDF size | {len(pdf) / 1024:.0f} KiB |",
-        f"| consolidation (SQLite → plain data) | {consolidation:.2f} s |",
-        f"| **whole render** (data → HTML → PDF) | **{total:.2f} s** |",
-        f"| of which Jinja2 HTML (charts included) | {html_time:.2f} s |",
-        f"| WeasyPrint alone on the same final HTML | {weasy:.2f} s |",
-        f"| per page (whole render) | {1000 * total / pages:.0f} ms |",
+        f"Pages: {pages}; PDF size {len(pdf) / 1024:.0f} KiB; consolidation (SQLite → plain "
+        f"data) {consolidation:.2f} s.",
+        "",
+        "| measure | wall time | CPU time |",
+        "| --- | --- | --- |",
+        f"| **whole render** (data → HTML → PDF) | **{total:.2f} s** | {cpu['whole']:.2f} s |",
+        f"| of which Jinja2 HTML (charts included) | {html_time:.2f} s | {cpu['html']:.2f} s |",
+        f"| WeasyPrint alone on the same final HTML | {weasy:.2f} s | {cpu['weasy']:.2f} s |",
+        f"| per page (whole render) | {1000 * total / pages:.0f} ms | "
+        f"{1000 * cpu['whole'] / pages:.0f} ms |",
+        "",
     ]
     for language, (seconds, count, size) in others.items():
         lines.append(
-            f"| whole render, {language} (1 run) | {seconds:.2f} s, {count} pages, "
-            f"{size / 1024:.0f} KiB |"
+            f"- Whole render in {language} (1 run): {seconds:.2f} s wall, {count} pages, "
+            f"{size / 1024:.0f} KiB"
         )
     lines += [
         "",
@@ -141,12 +164,14 @@ def main(argv: list[str] | None = None) -> int:
         f"- CPU: {_cpu()} ({os.cpu_count()} logical CPUs); {platform.system()} "
         f"{platform.release()}",
         f"- Python {platform.python_version()}; {versions}",
-        f"- HarfBuzz-subset library: {'found' if harfbuzz else 'not found'} (without it "
-        "WeasyPrint subsets fonts with fontTools, which is slower)",
+        f"- Font subsetting: {'HarfBuzz-subset' if harfbuzz_used else 'fontTools'} "
+        "(WeasyPrint uses libharfbuzz-subset >= 4.1 when the system has it, else fontTools)",
+        f"- Load average (1 min) at start {load_start:.2f}, at the end {load:.2f}",
         "",
-        "Nearly all the time is WeasyPrint's layout and PDF writing: the HTML is ready in a",
-        "fraction of a second, and the whole render equals WeasyPrint alone plus that. The",
-        "two renders give identical bytes (checked by the script).",
+        "Nearly all the time is WeasyPrint's layout and PDF writing: building the HTML,",
+        "charts included, takes a fraction of a second, so the whole render and WeasyPrint",
+        "alone do essentially the same work; a larger gap between those two rows is",
+        "run-to-run noise. Every run gives identical bytes (checked by the script).",
         "",
     ]
     text = "\n".join(lines)

@@ -841,6 +841,8 @@ def _population(
         return None
     previous = _previous_cycle(session, cycle)
     previous_totals = _national_totals(session, previous.id) if previous else {}
+    if not previous_totals:
+        previous = None  # accepted returns without national totals give nothing to compare
     trend_choices = form.field(NATIONAL_TREND).choices if NATIONAL_TREND in keys else None
     states = []
     for returned in returns:
@@ -897,7 +899,8 @@ def _counts(cells: Iterable[str | None], statuses: Sequence[str]) -> StatusCount
     return StatusCounts(by_status=by_status, not_reported=missing)
 
 
-def _status_column(spec: FieldSpec) -> FieldSpec | None:
+def status_column(spec: FieldSpec) -> FieldSpec | None:
+    """The activity-status column of a table, if it has one."""
     for column in spec.columns:
         if column.type == "choice" and column.choices == STATUS_CHOICES:
             return column
@@ -919,7 +922,7 @@ def _activity_matrices(
     }
     matrices = []
     for spec in form.fields:
-        column = _status_column(spec) if spec.is_table else None
+        column = status_column(spec) if spec.is_table else None
         if column is None or not spec.row_source:
             continue
         status_values = list(labels.choices(column.choices))

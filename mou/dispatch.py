@@ -14,6 +14,7 @@ from mou.errors import Refused
 from mou.form_context import template_for
 from mou.forms.messages import Messages
 from mou.mail import Attachment, enqueue_message
+from mou.portal.links import request_email_paragraph
 from mou.settings import Settings
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -67,7 +68,16 @@ def dispatch_request(
         to=ministries.foreign_affairs_emails,
         cc=ministries.focal_emails,
         subject=texts.email("request_subject", **params),
-        body_text=texts.email("request_body", **params),
+        body_text=texts.email("request_body", **params)
+        + "\n\n"
+        + request_email_paragraph(
+            settings,
+            cycle.id,
+            state.code,
+            language,
+            deadline=cycle.deadline,
+            state_name=params["state"],
+        ),
         attachments=[
             Attachment(f"{request.reference.replace('/', '-')}.pdf", "application/pdf", letter),
             Attachment(filename, XLSX, workbook),

@@ -40,10 +40,15 @@ def _run_service(settings: Settings, api_url: str) -> None:
     print(
         f"Outbox:         {settings.outbox_dir if not settings.smtp_host else settings.smtp_host}"
     )
-    print("Serving until Ctrl-C.", flush=True)
     from mou.deployments import serve_deployments
     from mou.inbox import InboxWatcher
+    from mou.portal.app import serve_portal_in_thread
 
+    stop_portal = serve_portal_in_thread(settings)
+    print(f"Portal:         {settings.portal_base_url or stop_portal.url}", flush=True)
+    if settings.secretariat_token:
+        print(f"Dashboard:      {settings.portal_base_url or stop_portal.url}/dashboard")
+    print("Serving until Ctrl-C.", flush=True)
     watcher = InboxWatcher(settings)
     watcher.start()
     try:
@@ -52,3 +57,4 @@ def _run_service(settings: Settings, api_url: str) -> None:
         print("stopping...", file=sys.stderr, flush=True)
     finally:
         watcher.stop()
+        stop_portal()

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     prefect_port: int = 4200
     portal_host: str = "127.0.0.1"
     portal_port: int = 8000
+    portal_base_url: str = ""  # public URL for links in emails, e.g. https://reports.example.org
+    portal_link_grace_days: int = 90  # a link works until deadline + this, while the cycle is open
+    secretariat_token: str = ""  # empty: the secretariat dashboard is off (404)
 
     smtp_host: str = ""
     smtp_port: int = 25

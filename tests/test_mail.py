@@ -17,7 +17,6 @@ from email.utils import getaddresses
 from typing import Any
 
 import pytest
-from smtp_server import SmtpServer
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
@@ -35,6 +34,7 @@ from mou.mail import (
     retry_delay,
 )
 from mou.settings import Settings
+from tests.smtp_server import SmtpServer
 
 SUBJECT_RU = "Запрос национального отчёта: Бухарский олень, 2025–2026"
 BODY_RU = "Уважаемые коллеги,\n\nпросим заполнить прилагаемую форму отчёта.\n"

@@ -60,8 +60,14 @@ def number(value: int, language: str) -> str:
     return squash(format_decimal(value, locale=LOCALES[language]))
 
 
-def pdf_text(pdf: bytes) -> str:
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+def pdf_text(pdf: bytes, *, skip_annex: bool = False) -> str:
+    """The text of every page, or of the pages before the annex (the last bookmark)."""
+    reader = PdfReader(io.BytesIO(pdf))
+    pages = reader.pages
+    if skip_annex:
+        annex = [item for item in reader.outline if not isinstance(item, list)][-1]
+        pages = pages[: reader.get_destination_page_number(annex)]
+    return "\n".join(page.extract_text() for page in pages)
 
 
 @dataclass
@@ -90,7 +96,9 @@ class World:
         """Extracted text of a render (extraction of a 40-page PDF takes seconds: once)."""
         key = (which, language)
         if key not in self.texts:
-            self.texts[key] = pdf_text(self.pdf(which, language))
+            # pypdf needs seconds a page for the dense CAMI matrix; its annexes repeat
+            # what the checks look for, so only the chapters are read.
+            self.texts[key] = pdf_text(self.pdf(which, language), skip_annex=which == "cami")
         return self.texts[key]
 
 

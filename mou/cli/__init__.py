@@ -10,7 +10,7 @@ from typing import Any
 from mou.cli import cycles as cli_cycles
 from mou.cli import forms as cli_forms
 from mou.cli import reports as cli_reports
-from mou.cli.common import print_json
+from mou.cli.common import iso_date, print_json, terminal_progress
 from mou.errors import Refused
 from mou.settings import Settings, get_settings
 
@@ -61,6 +61,18 @@ def _serve(settings: Settings) -> int:
     return serve(settings)
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from mou.demo import run_demo
+
+    with terminal_progress("demo", enabled=not args.json) as progress:
+        report = run_demo(settings, today=args.today, progress=progress, workers=args.workers)
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mou", description="Progress reporting for the Bukhara Deer MoU and CAMI."
@@ -79,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the service until Ctrl-C")
     serve.set_defaults(handler=lambda args, settings: _serve(settings))
+
+    demo = commands.add_parser("demo", help="one whole cycle of each instrument, synthetic returns")
+    demo.add_argument("--today", type=iso_date, help="the day the cycles open (default: today)")
+    demo.add_argument("--workers", type=int, help="worker processes (default: CPUs, at most 4)")
+    demo.add_argument("--json", action="store_true")
+    demo.set_defaults(handler=cmd_demo)
 
     for module in _COMMAND_MODULES:
         module.register(commands)

@@ -104,7 +104,9 @@ def population_bars(
     width: float = 600,
 ) -> Markup:
     """Horizontal bars per state: this cycle, and the previous cycle where known."""
-    label_width = 190.0
+    # As wide as the longest name needs (long ones wrap), so short names leave no blank margin.
+    longest = max((len(b.label) for b in bars), default=10)
+    label_width = min(190.0, max(70.0, longest * 9 * 0.58 + 16))
     value_room = 70.0
     plot_width = width - label_width - value_room
     has_previous = previous_label is not None and any(b.previous is not None for b in bars)

@@ -19,7 +19,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from mou.consolidate import (
     ACTIVITIES_SOURCE,
-    STATUS_CHOICES,
     ActivityMatrix,
     ConsolidatedCycle,
     CycleInfo,
@@ -27,6 +26,7 @@ from mou.consolidate import (
     StateReturn,
     StatusCounts,
     sort_name,
+    status_column,
     text_in,
 )
 from mou.forms.spec import FieldSpec, FormSpec, load_form
@@ -46,7 +46,6 @@ STATUS_SYMBOLS = {
     "not_started": "○",
     "not_applicable": "–",
 }
-SEVERITY_ORDER = ("high", "medium", "low", "none", "unknown")
 # Up to this many states, tables name them in full; beyond it they use ISO codes and a key.
 FULL_NAME_COLUMNS = 6
 
@@ -255,7 +254,7 @@ def return_sections(
                 continue
             order = sorted(rows, key=lambda r: _row_order(spec, r, returned.cycle, form))
             note = ""
-            status = _status_column(spec)
+            status = status_column(spec)
             if status_details_only and status is not None:
                 order = [r for r in order if set(rows[r]) - {status.key}]
                 note = _(
@@ -297,13 +296,6 @@ def return_sections(
     return sections
 
 
-def _status_column(spec: FieldSpec) -> FieldSpec | None:
-    for column in spec.columns:
-        if column.type == "choice" and column.choices == STATUS_CHOICES:
-            return column
-    return None
-
-
 def _row_order(spec: FieldSpec, row_key: str, cycle: CycleInfo, form: FormSpec) -> tuple[int, Any]:
     if spec.row_source:
         if spec.row_source.startswith("@"):
@@ -335,6 +327,14 @@ def _by_name(states: Iterable[StateRef], language: str) -> list[StateRef]:
     return sorted(states, key=lambda s: (sort_name(s.label(language)), s.code))
 
 
+def _columns(states: Iterable[StateRef], language: str) -> list[StateRef]:
+    """State columns: by name when headed by names, by ISO code when headed by codes."""
+    states = list(states)
+    if len(states) > FULL_NAME_COLUMNS:
+        return sorted(states, key=lambda s: s.iso3)
+    return _by_name(states, language)
+
+
 def _counts_row(counts: StatusCounts, statuses: Sequence[str]) -> dict[str, Any]:
     return {
         "cells": [counts.by_status.get(s, 0) for s in statuses],
@@ -347,7 +347,7 @@ def _counts_row(counts: StatusCounts, statuses: Sequence[str]) -> dict[str, Any]
 def _matrix_view(
     matrix: ActivityMatrix, language: str, _: Gettext, fmt: Formatter
 ) -> dict[str, Any]:
-    states = _by_name(matrix.states, language)
+    states = _columns(matrix.states, language)
     # Done first, then under way, then not started: the order of the chart and the tables.
     order = ["completed", "ongoing", "in_progress", "not_started", "not_applicable"]
     form_order = [value for value, _label in matrix.statuses]
@@ -505,7 +505,7 @@ def _population_view(
 def _threat_views(consolidated: ConsolidatedCycle, language: str) -> list[dict[str, Any]]:
     views = []
     for table in consolidated.threats:
-        states = _by_name(table.states, language)
+        states = _columns(table.states, language)
         labels = {value: text_in(label, language) for value, label in table.severities}
         views.append(
             {
@@ -628,6 +628,14 @@ def progress_summary_html(
         if present:
             number += 1
             sections[key] = _Section(key, number, title)
+    names = {st.state.code: st.state.label(language) for st in consolidated.states}
+    warnings = sorted(
+        consolidated.data_quality.warnings,
+        key=lambda w: sort_name(names.get(w.state_code, w.state_code)),
+    )
+    carried = sorted(
+        consolidated.data_quality.carried_forward, key=lambda c: sort_name(c.state.label(language))
+    )
     symbol = document_symbol(cycle.instrument_code, cycle.period, "Inf.1")
     short_name = text_in(cycle.instrument_short_name, language)
     title = _("Progress summary of national reports")
@@ -652,6 +660,9 @@ def progress_summary_html(
         proposals=proposals,
         narratives=narratives,
         annexes=annexes,
+        state_names=names,
+        warnings=warnings,
+        carried=carried,
         sections=sections,
         species=consolidated.species,
     )

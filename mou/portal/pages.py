@@ -1,0 +1,304 @@
+"""What the portal's pages show: texts, dates in the page's language, and plain view data read
+from the database. Nothing here knows about HTTP.
+
+The texts are data in ``forms/_portal.yaml`` (en/ru/fr); the leading underscore keeps the file
+out of the form specifications that ``load_forms`` reads from the same folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from babel.dates import format_date, format_datetime
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from mou import models as m
+from mou.status import cycle_status
+
+FALLBACK = "en"
+LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "fr": "Français"}
+# Dates as the United Nations write them in English: 31 March 2027.
+BABEL_LOCALES = {"en": "en_GB"}
+
+
+@lru_cache(maxsize=4)
+def _portal_texts(path: Path) -> dict[str, dict[str, str]]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data["portal"]
+
+
+class PortalTexts:
+    """The portal's fixed texts in one language, {placeholders} filled."""
+
+    def __init__(self, forms_dir: Path, language: str) -> None:
+        self._texts = _portal_texts(forms_dir / "_portal.yaml")
+        self.language = language
+
+    def get(self, key: str, **params: Any) -> str:
+        entry = self._texts[key]
+        template = entry.get(self.language) or entry[FALLBACK]
+        return template.format(**params) if params else template
+
+    __call__ = get
+
+    def has(self, key: str) -> bool:
+        return key in self._texts
+
+
+def as_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """SQLite gives naive datetimes back: they were written in UTC."""
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def fmt_date(day: dt.date | None, language: str) -> str:
+    return (
+        format_date(day, format="long", locale=BABEL_LOCALES.get(language, language))
+        if day
+        else "—"
+    )
+
+
+def fmt_moment(moment: dt.datetime | None, language: str) -> str:
+    moment = as_utc(moment)
+    if moment is None:
+        return "—"
+    text = format_datetime(
+        moment, "d MMM y, HH:mm", tzinfo=dt.UTC, locale=BABEL_LOCALES.get(language, language)
+    )
+    return f"{text} UTC"
+
+
+def translated(names: dict[str, str] | None, language: str) -> str:
+    if not names:
+        return ""
+    return names.get(language) or names.get(FALLBACK) or next(iter(names.values()))
+
+
+# --- A ministry's link ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkContext:
+    """Plain values about the request a link stands for (safe to use after the session)."""
+
+    token: str
+    cycle_id: int
+    cycle_status: str
+    period: str
+    deadline: dt.date
+    expires: dt.date
+    state_id: int
+    state: str
+    state_names: dict[str, str]
+    instrument: str
+    instrument_short: dict[str, str]
+    instrument_names: dict[str, str]
+    instrument_languages: tuple[str, ...]
+    request_language: str
+    reference: str
+
+
+def link_context(session: Session, token: str, cycle_id: int, state: str, expires: dt.date):
+    """The request behind a verified token, or None when no such request exists."""
+    cycle = session.get(m.ReportingCycle, cycle_id)
+    if cycle is None:
+        return None
+    request = session.scalars(
+        select(m.ReportRequest)
+        .join(m.RangeState, m.ReportRequest.state_id == m.RangeState.id)
+        .where(m.ReportRequest.cycle_id == cycle.id, m.RangeState.code == state)
+    ).one_or_none()
+    if request is None:
+        return None
+    instrument = cycle.instrument
+    return LinkContext(
+        token=token,
+        cycle_id=cycle.id,
+        cycle_status=cycle.status,
+        period=cycle.period,
+        deadline=cycle.deadline,
+        expires=expires,
+        state_id=request.state_id,
+        state=request.state.code,
+        state_names=dict(request.state.name),
+        instrument=instrument.code,
+        instrument_short=dict(instrument.short_name),
+        instrument_names=dict(instrument.name),
+        instrument_languages=tuple(instrument.languages),
+        request_language=request.language,
+        reference=request.reference,
+    )
+
+
+def visible_to_link(cycle_id: int, state_id: int) -> Any:
+    """Submissions a link may see: decided for its state and cycle, or sent through a link of
+    that state and cycle and not (or not yet) matched to a request."""
+    return or_(
+        and_(m.Submission.cycle_id == cycle_id, m.Submission.state_id == state_id),
+        and_(
+            m.Submission.state_id.is_(None),
+            m.Submission.expected_state_id == state_id,
+            m.Submission.expected_cycle_id == cycle_id,
+        ),
+    )
+
+
+def link_submissions(session: Session, link: LinkContext) -> list[m.Submission]:
+    return list(
+        session.scalars(
+            select(m.Submission)
+            .where(visible_to_link(link.cycle_id, link.state_id))
+            .order_by(m.Submission.id.desc())
+        )
+    )
+
+
+def link_submission(session: Session, link: LinkContext, submission_id: int) -> m.Submission | None:
+    return session.scalars(
+        select(m.Submission).where(
+            m.Submission.id == submission_id, visible_to_link(link.cycle_id, link.state_id)
+        )
+    ).one_or_none()
+
+
+# --- Submissions as data ------------------------------------------------------------------
+
+
+@dataclass
+class IssueView:
+    severity: str
+    code: str
+    message: str
+    sheet: str | None
+    cell: str | None
+    field: str | None
+
+
+@dataclass
+class SubmissionView:
+    id: int
+    status: str  # received | accepted | rejected
+    kind: str  # checking | accepted | warnings | refused
+    filename: str
+    channel: str
+    sender: str | None
+    received_at: dt.datetime
+    decided_at: dt.datetime | None
+    version: int | None
+    language: str | None
+    superseded_by: int | None
+    current: bool
+    state: str | None
+    issues: list[IssueView] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[IssueView]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[IssueView]:
+        return [i for i in self.issues if i.severity != "error"]
+
+    @property
+    def decided(self) -> bool:
+        return self.status in ("accepted", "rejected")
+
+
+def submission_view(submission: m.Submission) -> SubmissionView:
+    issues = [
+        IssueView(i.severity, i.code, i.message, i.sheet, i.cell, i.field_key)
+        for i in submission.issues
+    ]
+    errors = any(i.severity == "error" for i in issues)
+    if submission.status == "accepted":
+        kind = "warnings" if issues else "accepted"
+    elif submission.status == "rejected" or errors:
+        kind = "refused"
+    else:
+        kind = "checking"
+    return SubmissionView(
+        id=submission.id,
+        status=submission.status,
+        kind=kind,
+        filename=submission.filename,
+        channel=submission.channel,
+        sender=submission.sender,
+        received_at=as_utc(submission.received_at) or m.utcnow(),
+        decided_at=as_utc(submission.decided_at),
+        version=submission.version,
+        language=submission.language,
+        superseded_by=submission.superseded_by_id,
+        current=submission.status == "accepted" and submission.superseded_by_id is None,
+        state=submission.state.code if submission.state else None,
+        issues=issues,
+    )
+
+
+# --- The secretariat's view ---------------------------------------------------------------
+
+
+def cycles_overview(session: Session) -> list[dict[str, Any]]:
+    cycles = session.scalars(
+        select(m.ReportingCycle).order_by(m.ReportingCycle.opened_at.desc(), m.ReportingCycle.id)
+    ).all()
+    rows = []
+    for cycle in cycles:
+        status = cycle_status(session, cycle.id)
+        rows.append(
+            {
+                "id": cycle.id,
+                "instrument": cycle.instrument.code,
+                "instrument_names": dict(cycle.instrument.short_name),
+                "period": cycle.period,
+                "deadline": cycle.deadline,
+                "status": cycle.status,
+                "states": len(status["states"]),
+                "summary": status["summary"],
+            }
+        )
+    return rows
+
+
+def cycle_submissions(session: Session, cycle_id: int) -> dict[int, list[SubmissionView]]:
+    """Every submission of the cycle by state id (matched, or expected through a link)."""
+    rows = session.scalars(
+        select(m.Submission)
+        .where(
+            or_(
+                m.Submission.cycle_id == cycle_id,
+                and_(m.Submission.cycle_id.is_(None), m.Submission.expected_cycle_id == cycle_id),
+            )
+        )
+        .order_by(m.Submission.id.desc())
+    ).all()
+    by_state: dict[int, list[SubmissionView]] = {}
+    for row in rows:
+        state_id = row.state_id or row.expected_state_id
+        if state_id is not None:
+            by_state.setdefault(state_id, []).append(submission_view(row))
+    return by_state
+
+
+def report_files(folder: Path) -> list[dict[str, Any]]:
+    """The rendered PDFs of a cycle (names only; served by exact name from this list)."""
+    if not folder.is_dir():
+        return []
+    files = []
+    for path in sorted(folder.glob("*.pdf")):
+        if path.is_file() and not path.is_symlink():
+            stat = path.stat()
+            files.append(
+                {
+                    "name": path.name,
+                    "size": stat.st_size,
+                    "modified": dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC),
+                }
+            )
+    return files
