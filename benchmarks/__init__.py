@@ -1,0 +1,1 @@
+"""Benchmarks: measurements with their figures recorded, not timed tests."""
