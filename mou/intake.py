@@ -424,30 +424,3 @@ def _outcome(
         version=submission.version,
         already_decided=already_decided,
     )
-
-
-def submit_file(
-    settings: Settings,
-    data: bytes,
-    *,
-    filename: str | None,
-    sender: str | None = None,
-    state: str | None = None,
-    channel: str = "cli",
-) -> tuple[IngestOutcome, bool]:
-    """Record then ingest synchronously (``mou submit``). The record is committed first."""
-    from mou.database import session_scope
-
-    with session_scope(settings) as session:
-        submission, created = record_submission(
-            session,
-            settings,
-            data,
-            filename=filename,
-            sender=sender,
-            channel=channel,
-            expected_state=state,
-        )
-        submission_id = submission.id
-    with session_scope(settings) as session:
-        return ingest_submission(session, settings, submission_id), created

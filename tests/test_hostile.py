@@ -20,12 +20,11 @@ from mou import models as m
 from mou.cycles import open_cycle
 from mou.database import session_scope
 from mou.form_context import template_for
-from mou.intake import submit_file
 from mou.settings import Settings
 from mou.workbook.builder import TemplateContext, build_template
 from mou.workbook.identity import TemplateIdentity
 from tests.test_workbook import Env, bukhara_answers, open_test_cycles, template
-from tests.workbooks import fill, libreoffice_convert
+from tests.workbooks import fill, libreoffice_convert, submit_file
 
 KEYED = {"threats", "action_plan_implementation"}
 

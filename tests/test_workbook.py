@@ -18,10 +18,9 @@ from mou.cycles import open_cycle
 from mou.database import session_scope
 from mou.form_context import template_for
 from mou.forms import load_form
-from mou.intake import submit_file
 from mou.settings import Settings
 from mou.setup import prepare_database
-from tests.workbooks import fill, libreoffice_convert
+from tests.workbooks import fill, libreoffice_convert, submit_file
 
 BUKHARA_STATES = ["AF", "KZ", "TJ", "TM", "UZ"]
 

@@ -14,6 +14,9 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.utils.cell import range_boundaries
 
+from mou.database import session_scope
+from mou.intake import IngestOutcome, ingest_submission, record_submission
+from mou.settings import Settings
 from mou.workbook.layout import ROW_KEY_COLUMNS
 
 
@@ -82,3 +85,28 @@ def libreoffice_convert(data: bytes, suffix: str, target: str) -> bytes:
             timeout=180,
         )
         return (out / f"in.{target}").read_bytes()
+
+
+def submit_file(
+    settings: Settings,
+    data: bytes,
+    *,
+    filename: str | None,
+    sender: str | None = None,
+    state: str | None = None,
+    channel: str = "cli",
+) -> tuple[IngestOutcome, bool]:
+    """Record (committed first), then ingest: the intake without receipts or events."""
+    with session_scope(settings) as session:
+        submission, created = record_submission(
+            session,
+            settings,
+            data,
+            filename=filename,
+            sender=sender,
+            channel=channel,
+            expected_state=state,
+        )
+        submission_id = submission.id
+    with session_scope(settings) as session:
+        return ingest_submission(session, settings, submission_id), created
