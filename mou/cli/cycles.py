@@ -1,4 +1,4 @@
-"""``mou cycle open``."""
+"""``mou cycle open`` and ``mou sweep``."""
 
 from __future__ import annotations
 
@@ -44,7 +44,39 @@ def cmd_cycle_open(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from mou.protocol import sweep
+
+    with terminal_progress("sweeping", enabled=not args.json) as progress:
+        report = sweep(
+            settings, older_than=dt.timedelta(seconds=args.older_than), progress=progress
+        )
+    data = {
+        "ingested": report.ingested,
+        "receipts": report.receipts,
+        "emails_sent": report.delivery.sent if report.delivery else 0,
+        "emails_pending": report.delivery.still_pending if report.delivery else 0,
+    }
+    if args.json:
+        print_json(data)
+    else:
+        print(
+            f"ingested {len(report.ingested)}, receipts {len(report.receipts)}, "
+            f"emails sent {data['emails_sent']}, still pending {data['emails_pending']}"
+        )
+    return 0
+
+
 def register(commands: Any) -> None:
+    sweeper = commands.add_parser(
+        "sweep", help="finish undecided submissions, missing receipts and pending emails"
+    )
+    sweeper.add_argument("--older-than", type=float, default=30, help="seconds (default 30)")
+    sweeper.add_argument("--json", action="store_true")
+    sweeper.set_defaults(handler=cmd_sweep)
+
     cycle = commands.add_parser("cycle", help="reporting cycles")
     actions = cycle.add_subparsers(dest="cycle_command", required=True, metavar="ACTION")
     opener = actions.add_parser("open", help="open a cycle and request every state's report")
