@@ -94,6 +94,9 @@ def test_a_cycle_from_the_command_line(workdir: Path) -> None:
     assert refused.returncode == 1
     assert "REJECTED" in refused.stdout and "обязательно" in refused.stdout
 
+    swept = json.loads(mou(workdir, "sweep", "--older-than", "0", "--json").stdout)
+    assert swept["ingested"] == [] and swept["emails_pending"] == 0
+
     status = json.loads(mou(workdir, "status", str(cycle["id"]), "--json").stdout)
     kz = next(s for s in status["states"] if s["state"] == "KZ")
     assert (kz["outcome"], kz["submissions"], kz["on_time"]) == ("accepted", 2, True)
