@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 from mou import filestore
 from mou import models as m
 from mou.database import engine_for, session_scope
-from mou.portal import links
 from mou.portal.app import create_app, serve_portal_in_thread
 from mou.portal.links import (
     ExpiredLink,
@@ -212,7 +211,7 @@ def test_portal_link_defaults_to_host_and_port_and_expires_after_grace(env: Env)
     assert link.startswith("http://127.0.0.1:8000/r/")
     token = link.rsplit("/", 1)[1]
     verified = verify_portal_token(env.settings.secret, token, today=dt.date(2027, 1, 1))
-    assert verified.expires == DEADLINE + dt.timedelta(days=links.DEFAULT_GRACE_DAYS)
+    assert verified.expires == DEADLINE + dt.timedelta(days=env.settings.portal_link_grace_days)
     assert verified.expires == link_expiry(env.settings, DEADLINE)
     public = env.settings.model_copy(update={"portal_base_url": "https://reports.example.org/"})
     assert portal_link(public, env.cycle_id, "KZ", deadline=DEADLINE).startswith(
