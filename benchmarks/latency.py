@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import socket
 import statistics
@@ -194,14 +195,53 @@ def main(argv: list[str] | None = None) -> int:
         row["run"] = run
         row["flow"] = flows.get(run["flow_id"]) if run else None
     load_end = os.getloadavg()[0]
-    other = sorted(
-        {flows.get(r["flow_id"], "?") for r in runs} - {r["flow"] for r in rows if r["flow"]}
-    )
+    other: list[str] = []
     text = _report(rows, drops, startup, other, runs, flows, serve_log, load_start, load_end)
     RESULTS.write_text(text, encoding="utf-8")
     Path(tempfile.gettempdir(), "mou-latency-serve.log").write_text(serve_log)
     print(text)
     return 0
+
+
+_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) \| \w+ +\| Flow run '([^']+)' - (.*)$")
+
+
+def _log_phases(serve_log: str) -> dict[str, dict[str, list[float]]]:
+    """Per flow, from the serve log's stamps: process start + imports + flow code loading
+    ("Downloading flow code" → "Beginning flow run") and the flow's body (→ "Finished")."""
+    seen: dict[str, dict[str, dt.datetime]] = {}
+    flow_of: dict[str, str] = {}
+    for line in serve_log.splitlines():
+        match = _LINE.match(line.strip())
+        if not match:
+            continue
+        stamp = dt.datetime.strptime(match[1], "%H:%M:%S.%f")
+        run, message = match[2], match[3]
+        if message.startswith("Downloading flow code"):
+            seen.setdefault(run, {})["download"] = stamp
+        elif message.startswith("Beginning flow run"):
+            seen.setdefault(run, {})["begin"] = stamp
+            flow_of[run] = message.rsplit("for flow ", 1)[-1].strip("'")
+        elif message.startswith("Finished in state"):
+            seen.setdefault(run, {})["end"] = stamp
+    phases: dict[str, dict[str, list[float]]] = {}
+    for run, stamps in seen.items():
+        flow = flow_of.get(run, "?")
+        into = phases.setdefault(flow, {"start": [], "body": []})
+        if "download" in stamps and "begin" in stamps:
+            into["start"].append((stamps["begin"] - stamps["download"]).total_seconds())
+        if "begin" in stamps and "end" in stamps:
+            into["body"].append((stamps["end"] - stamps["begin"]).total_seconds())
+    return phases
+
+
+def _poll_frequency() -> str:
+    try:
+        from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY
+
+        return str(PREFECT_RUNNER_POLL_FREQUENCY.value())
+    except Exception:  # another Prefect version: the figure is only informative
+        return "?"
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -263,6 +303,13 @@ def _report(
         f" {r['flow'] or '-'} |"
         for r in rows
     )
+    phases = _log_phases(serve_log)
+    log_rows = "\n".join(
+        f"| {flow} | {len(p['body'])} |"
+        f" {statistics.median(p['start']) if p['start'] else 0:.2f} s |"
+        f" {statistics.median(p['body']) if p['body'] else 0:.2f} s |"
+        for flow, p in sorted(phases.items())
+    )
     counts: dict[str, int] = {}
     for run in runs:
         flow = flows.get(run["flow_id"], "?")
@@ -294,9 +341,18 @@ the database, the ingest flow run's created / start_time / end_time from the Pre
 | --- | --- | --- |
 {breakdown}
 
-Flow runs during the benchmark: {flow_counts}{
-            "; also triggered by the drops: " + ", ".join(other) if other else ""
-        }.
+Flow runs in the Prefect API at the end (the whole service, scheduled ones included):
+{flow_counts}. The Prefect runner looks for runs to start every {_poll_frequency()} s
+(PREFECT_RUNNER_POLL_FREQUENCY): a run created by a trigger waits for that poll, then for
+its process to start.
+
+From the serve log's stamps, per flow (medians): each flow run is a new process started by the
+Prefect runner; "start" is "Downloading flow code" → "Beginning flow run" (interpreter start,
+imports, flow code loading), "body" is "Beginning" → "Finished in state Completed()".
+
+| flow | runs | start (process + imports) | body |
+| --- | --- | --- | --- |
+{log_rows}
 
 | drop | status | decided | receipt | ingest flow |
 | --- | --- | --- | --- | --- |

@@ -85,6 +85,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         {
             "MOU_VAR_DIR": str(settings.var_dir),
             "MOU_PREFECT_PORT": str(settings.prefect_port),
+            "MOU_PORTAL_PORT": str(free_port()),
             "MOU_SMTP_HOST": "127.0.0.1",
             "MOU_SMTP_PORT": str(smtp.port),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
