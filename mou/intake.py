@@ -233,8 +233,6 @@ def ingest_submission(
         raise LookupError(f"no submission {submission_id}")
     if submission.status != "received":
         return _outcome(session, submission, already_decided=True)
-    submission.ingest_attempts += 1
-    session.flush()
     data = filestore.read_bytes(settings.files_dir, submission.file_sha256)
 
     issues: list[Issue] = []
@@ -277,6 +275,10 @@ def ingest_submission(
                     validation = validate(extraction, context, messages)
                     issues.extend(validation.issues)
 
+    # Counted only now: a write before parsing would hold SQLite's single write lock through
+    # the parse and serialise every worker.
+    submission.ingest_attempts += 1
+    session.flush()
     accepted = cycle is not None and not any(i.severity == "error" for i in issues)
     return _decide(
         session,

@@ -11,7 +11,6 @@ import io
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
 
 import pytest
@@ -21,12 +20,10 @@ from sqlalchemy import select
 
 from mou import models as m
 from mou.catalogue import read_catalogue
-from mou.cycles import open_cycle
 from mou.database import session_scope
 from mou.forms import load_form
 from mou.protocol import process_submission, receive_file
 from mou.settings import Settings
-from mou.setup import prepare_database
 from mou.synthetic import (
     PROFILES,
     STATE_SPECIES,
@@ -36,6 +33,7 @@ from mou.synthetic import (
     with_errors,
 )
 from mou.workbook.layout import ROW_KEY_COLUMNS
+from tests.test_workbook import Env, open_test_cycles
 
 BUKHARA_STATES = ["AF", "KZ", "TJ", "TM", "UZ"]
 CAMI_STATES = [("CN", "en"), ("KZ", "ru"), ("IR", "fr")]
@@ -43,19 +41,8 @@ PERIOD_END = dt.date(2026, 12, 31)
 FORMS = Settings().forms_dir
 
 
-@dataclass
-class World:
-    settings: Settings
-    bukhara: int
-    cami: int
-
-
-def open_cycles(settings: Settings) -> World:
-    prepare_database(settings)
-    with session_scope(settings) as session:
-        bukhara = open_cycle(session, settings, "bukhara-deer", "2025-2026", dt.date(2027, 3, 31))
-        cami = open_cycle(session, settings, "cami", "2024-2026", dt.date(2027, 6, 30))
-        return World(settings, bukhara.cycle.id, cami.cycle.id)
+World = Env
+open_cycles = open_test_cycles
 
 
 @pytest.fixture(scope="module")
