@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -275,10 +275,6 @@ def ingest_submission(
                     validation = validate(extraction, context, messages)
                     issues.extend(validation.issues)
 
-    # Counted only now: a write before parsing would hold SQLite's single write lock through
-    # the parse and serialise every worker.
-    submission.ingest_attempts += 1
-    session.flush()
     accepted = cycle is not None and not any(i.severity == "error" for i in issues)
     return _decide(
         session,
@@ -319,11 +315,14 @@ def _decide(
             )
             or 0
         ) + 1
-    # Decide only if nobody else did meanwhile: the conditional update is the lock.
+    # Decide only if nobody else did meanwhile: the conditional update is the lock. It is the
+    # transaction's first write, after the parse, so SQLite's single write lock is not held
+    # through the parse (which would serialise every worker).
     won = session.execute(
         update(m.Submission)
         .where(m.Submission.id == submission.id, m.Submission.status == "received")
         .values(
+            ingest_attempts=m.Submission.ingest_attempts + 1,
             status=status,
             decided_at=now,
             language=language,
@@ -339,70 +338,113 @@ def _decide(
         session.rollback()
         session.refresh(submission)
         return _outcome(session, submission, already_decided=True)
-    for issue in issues:
-        session.add(
-            m.ValidationIssue(
-                submission_id=submission.id,
-                severity=issue.severity,
-                code=issue.code,
-                field_key=issue.field_key,
-                sheet=issue.sheet,
-                cell=issue.cell,
-                message=issue.message,
-            )
+    # Core inserts in one batch each: per-object ORM bookkeeping was most of the decision's
+    # cost (see benchmarks/RESULTS-intake.md).
+    if issues:
+        session.execute(
+            insert(m.ValidationIssue),
+            [
+                {
+                    "submission_id": submission.id,
+                    "severity": issue.severity,
+                    "code": issue.code,
+                    "field_key": issue.field_key,
+                    "sheet": issue.sheet,
+                    "cell": issue.cell,
+                    "message": issue.message,
+                }
+                for issue in issues
+            ],
         )
     if accepted and cycle is not None and request is not None:
+        superseded_id = _store_answers(session, settings, submission.id, cycle, request, validation)
+    session.expire(submission)
+    return IngestOutcome(
+        submission_id=submission.id,
+        status=status,
+        language=language,
+        issues=list(issues),
+        state=request.state.code if request else None,
+        cycle_id=cycle.id if cycle else None,
+        version=version,
+        superseded_id=superseded_id,
+    )
+
+
+def _store_answers(
+    session: Session,
+    settings: Settings,
+    submission_id: int,
+    cycle: m.ReportingCycle,
+    request: m.ReportRequest,
+    validation: Validation,
+) -> int | None:
+    """Store an accepted return's values and supersede the state's older return, if any."""
+    carry = {
+        f.key
+        for f in load_form(settings.forms_dir, cycle.instrument.code).fields
+        if f.carry_forward
+    }
+    earlier: dict[tuple[str, str, str], object] = {}
+    if carry:
         previous = latest_accepted(session, cycle.instrument_id, request.state_id, before=cycle)
-        earlier = (
-            {(a.field_key, a.row_key, a.column_key): a.value for a in previous.answers}
-            if previous
-            else {}
-        )
-        carry = {
-            f.key
-            for f in load_form(settings.forms_dir, cycle.instrument.code).fields
-            if f.carry_forward
-        }
-        for answer in validation.answers:
-            key = (answer.field_key, answer.row_key, answer.column_key)
-            session.add(
-                m.Answer(
-                    submission_id=submission.id,
-                    field_key=answer.field_key,
-                    row_key=answer.row_key,
-                    column_key=answer.column_key,
-                    value=answer.value,
-                    carried_forward=answer.field_key in carry
-                    and key in earlier
-                    and earlier[key] == answer.value,
+        if previous is not None:
+            earlier = {
+                (a.field_key, a.row_key, a.column_key): a.value
+                for a in session.execute(
+                    select(
+                        m.Answer.field_key, m.Answer.row_key, m.Answer.column_key, m.Answer.value
+                    ).where(m.Answer.submission_id == previous.id)
                 )
-            )
-        # The latest *received* accepted return counts, whatever order they were decided in.
-        current = session.scalars(
-            select(m.Submission).where(
+            }
+    rows = []
+    for answer in validation.answers:
+        key = (answer.field_key, answer.row_key, answer.column_key)
+        rows.append(
+            {
+                "submission_id": submission_id,
+                "field_key": answer.field_key,
+                "row_key": answer.row_key,
+                "column_key": answer.column_key,
+                "value": answer.value,
+                "carried_forward": answer.field_key in carry
+                and key in earlier
+                and earlier[key] == answer.value,
+            }
+        )
+    if rows:
+        session.execute(insert(m.Answer), rows)
+    # The latest *received* accepted return counts, whatever order they were decided in.
+    current = (
+        session.execute(
+            select(m.Submission.id).where(
                 m.Submission.cycle_id == cycle.id,
                 m.Submission.state_id == request.state_id,
                 m.Submission.status == "accepted",
                 m.Submission.superseded_by_id.is_(None),
-                m.Submission.id != submission.id,
+                m.Submission.id != submission_id,
             )
-        ).all()
-        newer = [s for s in current if s.id > submission.id]
-        if newer:
-            session.execute(
-                update(m.Submission)
-                .where(m.Submission.id == submission.id)
-                .values(superseded_by_id=max(s.id for s in newer))
-            )
-        for old in current:
-            if old.id < submission.id:
-                old.superseded_by_id = max(s.id for s in newer) if newer else submission.id
-                superseded_id = old.id
-    session.flush()
-    session.refresh(submission)
-    outcome = _outcome(session, submission)
-    outcome.superseded_id = superseded_id
-    return outcome
+        )
+        .scalars()
+        .all()
+    )
+    newest = max((other for other in current if other > submission_id), default=None)
+    if newest is not None:
+        session.execute(
+            update(m.Submission)
+            .where(m.Submission.id == submission_id)
+            .values(superseded_by_id=newest)
+            .execution_options(synchronize_session=False)
+        )
+    older = [other for other in current if other < submission_id]
+    if older:
+        session.execute(
+            update(m.Submission)
+            .where(m.Submission.id.in_(older))
+            .values(superseded_by_id=newest or submission_id)
+            .execution_options(synchronize_session=False)
+        )
+    return max(older, default=None)
 
 
 def _outcome(
