@@ -11,9 +11,11 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 from openpyxl.utils.cell import range_boundaries
 
+from mou.workbook import xlsx
 from mou.workbook.layout import IDENTITY_NAME, IDENTITY_PROPERTY, LIST_NAME_PREFIX, META_SHEET
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -23,7 +25,7 @@ MAX_NAMES = 1000
 MAX_RANGE_CELLS = 20_000
 # Far beyond any template sheet; such content is ignored, and the sender is told.
 LARGE_SHEET_CELLS = 100_000
-# openpyxl loads every part but the worksheets whole (shared strings, styles...): cap them.
+# Every part but the worksheets is read whole (shared strings, styles...): cap them.
 MAX_LOADED_PART_BYTES = 8 * 2**20
 _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"([A-Z0-9:$]+)\"")
 _FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
@@ -153,8 +155,6 @@ def _check_dimension(window: bytes, member: str, limits: Limits) -> int:
 
 def extract(data: bytes, limits: Limits) -> Extraction:
     """Everything the validator needs from the file, or a Problem saying why not."""
-    from openpyxl import load_workbook
-
     classify(data)
     report = inspect_zip(data, limits)
     warnings = [Problem("external_links")] if report.has_links else []
@@ -162,76 +162,57 @@ def extract(data: bytes, limits: Limits) -> Extraction:
         Problem("extra_content", {"sheet": member.rsplit("/", 1)[-1], "cells": cells})
         for member, cells in sorted(report.large_sheets.items())
     ]
+    archive = zipfile.ZipFile(io.BytesIO(data))
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
-    except MemoryError:
-        raise
-    except Exception as exc:  # openpyxl raises many types for malformed parts
-        raise Problem("corrupt", {"detail": type(exc).__name__}) from exc
-    try:
-        tokens = {
-            "property": _custom_property(wb, IDENTITY_PROPERTY),
-            "name": _name_constant(wb, IDENTITY_NAME),
+        book = xlsx.read_book(archive)
+        names = {n.name: n for n in book.names if not n.local}  # the last of duplicates wins
+        identity_name = names.get(IDENTITY_NAME)
+        tokens: dict[str, str | None] = {
+            "property": xlsx.read_custom_property(archive, IDENTITY_PROPERTY),
+            "name": identity_name.text.strip().strip('"') or None if identity_name else None,
         }
-        meta = _meta_sheet(wb)
+        meta = _meta_sheet(archive, book)
         tokens["meta"] = meta.get("token")
-        ranges, oversized = _named_ranges(wb)
-        names = _read_ranges(wb, ranges)
+        ranges, oversized = _named_ranges(book, names)
+        values, formula_cells = _read_ranges(archive, book, ranges)
+    except (ExpatError, KeyError, IndexError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise Problem("corrupt", {"detail": type(exc).__name__}) from exc
     finally:
-        wb.close()
-    formula_cells: set[tuple[str, int, int]] = set()
-    if report.with_formulas:
-        formula_cells = _formulas_without_values(data, names)
-    return Extraction(tokens, meta, names, oversized, formula_cells, warnings)
+        archive.close()
+    return Extraction(tokens, meta, values, oversized, formula_cells, warnings)
 
 
-def _custom_property(wb: Any, name: str) -> str | None:
-    try:
-        for prop in wb.custom_doc_props.props:
-            if prop.name == name:
-                return str(prop.value)
-    except AttributeError:
-        pass
-    return None
-
-
-def _name_constant(wb: Any, name: str) -> str | None:
-    defined = wb.defined_names.get(name)
-    if defined is None or not defined.attr_text:
-        return None
-    return defined.attr_text.strip().strip('"')
-
-
-def _meta_sheet(wb: Any) -> dict[str, Any]:
-    if META_SHEET not in wb.sheetnames:
+def _meta_sheet(archive: zipfile.ZipFile, book: xlsx.Book) -> dict[str, Any]:
+    if META_SHEET not in book.sheets:
         return {}
+    cells = xlsx.read_cells(archive, book, book.sheets[META_SHEET], (1, 1, 2, 20)).values
     meta: dict[str, Any] = {}
-    for row in wb[META_SHEET].iter_rows(min_row=1, max_row=20, max_col=2, values_only=True):
-        if row and row[0] is not None:
-            meta[str(row[0])] = row[1] if len(row) > 1 else None
+    for row in range(1, 21):
+        key = cells.get((row, 1))
+        if key is not None:
+            meta[str(key)] = cells.get((row, 2))
     return meta
 
 
-def _named_ranges(wb: Any) -> tuple[dict[str, tuple[str, tuple[int, int, int, int]]], dict]:
+def _named_ranges(
+    book: xlsx.Book, names: dict[str, xlsx.DefinedName]
+) -> tuple[dict[str, tuple[str, tuple[int, int, int, int]]], dict[str, int]]:
     ranges: dict[str, tuple[str, tuple[int, int, int, int]]] = {}
     oversized: dict[str, int] = {}
-    for count, (name, defined) in enumerate(wb.defined_names.items()):
+    for count, (name, defined) in enumerate(names.items()):
         if count > MAX_NAMES:
             break
         if name.startswith(LIST_NAME_PREFIX) or name == IDENTITY_NAME:
             continue
-        try:
-            destinations = list(defined.destinations)
-        except Exception:
-            continue  # a formula or constant, not a range
-        if len(destinations) != 1:
+        area = defined.area()  # None for a constant, a formula or several areas
+        if area is None:
             continue
-        sheet, ref = destinations[0]
+        sheet, ref = area
         try:
             min_col, min_row, max_col, max_row = range_boundaries(ref.replace("$", ""))
         except (ValueError, TypeError):
             continue
-        if None in (min_col, min_row, max_col, max_row) or sheet not in wb.sheetnames:
+        if None in (min_col, min_row, max_col, max_row) or sheet not in book.sheets:
             continue
         cells = (max_col - min_col + 1) * (max_row - min_row + 1)
         if cells > MAX_RANGE_CELLS:
@@ -242,83 +223,35 @@ def _named_ranges(wb: Any) -> tuple[dict[str, tuple[str, tuple[int, int, int, in
 
 
 def _read_ranges(
-    wb: Any, ranges: dict[str, tuple[str, tuple[int, int, int, int]]]
-) -> dict[str, NamedRange]:
-    """Read every named range with one bounded pass per sheet (read-only mode is a stream)."""
+    archive: zipfile.ZipFile,
+    book: xlsx.Book,
+    ranges: dict[str, tuple[str, tuple[int, int, int, int]]],
+) -> tuple[dict[str, NamedRange], set[tuple[str, int, int]]]:
+    """Every named range's values, one streamed pass per sheet; and, inside them, the cells
+    holding a formula without a cached value (the sender's program never calculated it)."""
     by_sheet: dict[str, list[str]] = {}
     for name, (sheet, _) in ranges.items():
         by_sheet.setdefault(sheet, []).append(name)
     result: dict[str, NamedRange] = {}
+    formula_cells: set[tuple[str, int, int]] = set()
     for sheet, names in by_sheet.items():
         bounds = [ranges[n][1] for n in names]
-        min_col = min(b[0] for b in bounds)
-        min_row = min(b[1] for b in bounds)
-        max_col = max(b[2] for b in bounds)
-        max_row = max(b[3] for b in bounds)
-        ws = wb[sheet]
-        ws.reset_dimensions()  # a wrong <dimension> must not truncate what we read
-        grid: dict[int, tuple[Any, ...]] = {}
-        for index, row in enumerate(
-            ws.iter_rows(
-                min_row=min_row,
-                max_row=max_row,
-                min_col=min_col,
-                max_col=max_col,
-                values_only=True,
-            )
-        ):
-            grid[min_row + index] = row
+        union = (
+            min(b[0] for b in bounds),
+            min(b[1] for b in bounds),
+            max(b[2] for b in bounds),
+            max(b[3] for b in bounds),
+        )
+        cells = xlsx.read_cells(archive, book, book.sheets[sheet], union)
         for name in names:
             c1, r1, c2, r2 = ranges[name][1]
-            rows = []
-            for r in range(r1, r2 + 1):
-                values = grid.get(r, ())
-                rows.append(
-                    [
-                        values[c - min_col] if c - min_col < len(values) else None
-                        for c in range(c1, c2 + 1)
-                    ]
-                )
+            rows = [
+                [cells.values.get((r, c)) for c in range(c1, c2 + 1)] for r in range(r1, r2 + 1)
+            ]
             result[name] = NamedRange(sheet=sheet, min_row=r1, min_col=c1, rows=rows)
-    return result
-
-
-def _formulas_without_values(
-    data: bytes, names: dict[str, NamedRange]
-) -> set[tuple[str, int, int]]:
-    """Cells inside named ranges that hold a formula but no cached value."""
-    from openpyxl import load_workbook
-
-    wb = load_workbook(io.BytesIO(data), read_only=True, data_only=False, keep_links=False)
-    found: set[tuple[str, int, int]] = set()
-    try:
-        for named in names.values():
-            empty = {
-                (named.min_row + i, named.min_col + j)
-                for i, row in enumerate(named.rows)
-                for j, value in enumerate(row)
-                if value is None
-            }
-            if not empty:
-                continue
-            ws = wb[named.sheet]
-            ws.reset_dimensions()
-            rows = {r for r, _ in empty}
-            cols = {c for _, c in empty}
-            for offset, row in enumerate(
-                ws.iter_rows(
-                    min_row=min(rows),
-                    max_row=max(rows),
-                    min_col=min(cols),
-                    max_col=max(cols),
-                    values_only=True,
-                )
-            ):
-                r = min(rows) + offset
-                for k, value in enumerate(row):
-                    c = min(cols) + k
-                    if (r, c) in empty and isinstance(value, str) and value.startswith("="):
-                        found.add((named.sheet, r, c))
-    finally:
-        wb.close()
-    return found
+            formula_cells.update(
+                (sheet, r, c)
+                for r, c in cells.formulas_without_value
+                if r1 <= r <= r2 and c1 <= c <= c2
+            )
+    return result, formula_cells
