@@ -12,7 +12,8 @@ from mou.settings import Settings
 INGEST_TRIGGER: dict[str, Any] = {
     "name": "ingest each received submission",
     "expect": ["mou.submission.received"],
-    "match": {"prefect.resource.id": "mou.submission.*"},
+    # Returns ingested inline by the process that received them do not need a flow run.
+    "match": {"prefect.resource.id": "mou.submission.*", "mou.ingest": "queued"},
     "parameters": {"submission_id": "{{ event.payload.submission_id }}"},
 }
 CONSOLIDATE_TRIGGER: dict[str, Any] = {
@@ -76,4 +77,6 @@ def serve_deployments(settings: Settings) -> None:
     """Serve every deployment of the service; blocks until interrupted."""
     from prefect import serve
 
-    serve(*build_deployments(settings), print_starting_message=False, limit=4)
+    # query_seconds: the runner's poll for runs to start (Prefect's default is 10 s); the
+    # PREFECT_RUNNER_POLL_FREQUENCY variable is read when Prefect is first imported, too early.
+    serve(*build_deployments(settings), print_starting_message=False, limit=4, query_seconds=1)

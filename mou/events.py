@@ -35,6 +35,7 @@ def emit(
     instrument: str | None = None,
     cycle_id: int | None = None,
     state: str | None = None,
+    ingest: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> bool:
     """Emit an event with the contract's resource id and labels; False if it could not be."""
@@ -43,7 +44,12 @@ def emit(
     from prefect.events import emit_event
 
     resource = {"prefect.resource.id": resource_id}
-    labels = {"mou.instrument": instrument, "mou.cycle.id": cycle_id, "mou.state": state}
+    labels = {
+        "mou.instrument": instrument,
+        "mou.cycle.id": cycle_id,
+        "mou.state": state,
+        "mou.ingest": ingest,
+    }
     resource.update({k: str(v) for k, v in labels.items() if v is not None})
     try:
         return emit_event(event, resource=resource, payload=payload or {}) is not None

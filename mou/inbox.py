@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from mou.protocol import receive_file
+from mou.protocol import INGEST_INLINE, INGEST_QUEUED, InlineIngest, receive_file
 from mou.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,17 +31,19 @@ def _sidecar(path: Path) -> dict[str, str]:
         return {}
 
 
-def take_file(settings: Settings, path: Path) -> int | None:
-    """Record one dropped file and move it aside; returns the submission id."""
+def take_file(settings: Settings, path: Path, ingest: InlineIngest | None = None) -> int | None:
+    """Record one dropped file and move it aside; returns the submission id. With ``ingest``
+    the return is decided here at once; without, the deployment trigger decides it."""
     data = path.read_bytes()
     meta = _sidecar(path)
-    submission_id, _ = receive_file(
+    submission_id, created = receive_file(
         settings,
         data,
         filename=path.name,
         sender=meta.get("sender"),
         state=meta.get("state"),
         channel="inbox",
+        ingest=INGEST_INLINE if ingest else INGEST_QUEUED,
     )
     taken = path.parent / TAKEN
     taken.mkdir(exist_ok=True)
@@ -50,15 +52,20 @@ def take_file(settings: Settings, path: Path) -> int | None:
     sidecar = path.with_name(path.name + ".json")
     if sidecar.exists():
         sidecar.replace(taken / f"{stamp}-{submission_id}-{sidecar.name}")
+    if ingest is not None and created:
+        ingest.submit(submission_id)
     return submission_id
 
 
 class InboxWatcher:
     """Polls the inbox in a thread; polling works on every filesystem, local or shared."""
 
-    def __init__(self, settings: Settings, interval: float = 0.5) -> None:
+    def __init__(
+        self, settings: Settings, interval: float = 0.25, ingest: InlineIngest | None = None
+    ) -> None:
         self.settings = settings
         self.interval = interval
+        self.ingest = ingest
         self._sizes: dict[Path, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inbox-watcher", daemon=True)
@@ -83,7 +90,7 @@ class InboxWatcher:
             if self._sizes.get(path) != size:
                 continue  # new or still growing: look again next time
             try:
-                submission_id = take_file(self.settings, path)
+                submission_id = take_file(self.settings, path, self.ingest)
             except Exception:  # a database hiccup: the file stays and is tried again
                 log.exception("could not take %s from the inbox", path.name)
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,11 @@ from mou.settings import Settings
 
 log = logging.getLogger(__name__)
 DECISION_TRIES = 5
+# Who ingests a received return, as the `mou.ingest` label of mou.submission.received:
+# "queued" - the ingest-submission deployment's trigger (a worker or `mou serve`'s runner);
+# "inline" - the process that received it, right away (the sweep is the fallback).
+INGEST_QUEUED = "queued"
+INGEST_INLINE = "inline"
 Progress = Callable[[int, int, str], None]  # done, total, what
 
 
@@ -95,8 +101,12 @@ def receive_file(
     state: str | None = None,
     cycle_id: int | None = None,
     channel: str = "cli",
+    ingest: str = INGEST_QUEUED,
 ) -> tuple[int, bool]:
-    """Keep the bytes and the row (committed), then announce; (submission id, new)."""
+    """Keep the bytes and the row (committed), then announce; (submission id, new).
+
+    ``ingest`` says who ingests it (the event's `mou.ingest` label): the deployment trigger
+    fires only for "queued" returns, so an inline ingest does not start a flow run as well."""
     with session_scope(settings) as session:
         submission, created = record_submission(
             session,
@@ -115,6 +125,7 @@ def receive_file(
             f"mou.submission.{submission_id}",
             state=state,
             cycle_id=cycle_id,
+            ingest=ingest,
             payload={"submission_id": submission_id, "sha256": sha256, "channel": channel},
         )
     return submission_id, created
@@ -164,6 +175,32 @@ def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
             },
         )
     return outcome
+
+
+class InlineIngest:
+    """Ingest returns in this process as soon as they are received (`mou serve`'s drop folder
+    and portal): no flow-run process to start between a drop and its receipt.
+
+    Deciding is idempotent, so a crash here loses nothing: the sweep decides what is left.
+    """
+
+    def __init__(self, settings: Settings, workers: int = 2) -> None:
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mou-ingest")
+
+    def submit(self, submission_id: int) -> Future[IngestOutcome | None]:
+        return self._pool.submit(self._process, submission_id)
+
+    def _process(self, submission_id: int) -> IngestOutcome | None:
+        try:
+            return process_submission(self.settings, submission_id)
+        except Exception:  # a database hiccup: the sweep decides it later
+            log.exception("ingest of submission %s failed; the sweep will retry", submission_id)
+            return None
+
+    def close(self) -> None:
+        """Finish the return being decided; leave the queued ones to the sweep."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def remind(settings: Settings, today: dt.date) -> int:

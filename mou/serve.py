@@ -43,13 +43,17 @@ def _run_service(settings: Settings, api_url: str) -> None:
     from mou.deployments import serve_deployments
     from mou.inbox import InboxWatcher
     from mou.portal.app import serve_portal_in_thread
+    from mou.protocol import InlineIngest
 
-    stop_portal = serve_portal_in_thread(settings)
+    # Drops and uploads are decided here at once (seconds, not a flow-run start); the
+    # ingest-submission deployment's trigger serves `mou submit` and other processes.
+    stop_portal = serve_portal_in_thread(settings, ingest="thread")
     print(f"Portal:         {settings.portal_base_url or stop_portal.url}", flush=True)
     if settings.secretariat_token:
         print(f"Dashboard:      {settings.portal_base_url or stop_portal.url}/dashboard")
     print("Serving until Ctrl-C.", flush=True)
-    watcher = InboxWatcher(settings)
+    ingest = InlineIngest(settings)
+    watcher = InboxWatcher(settings, ingest=ingest)
     watcher.start()
     try:
         serve_deployments(settings)
@@ -58,3 +62,4 @@ def _run_service(settings: Settings, api_url: str) -> None:
     finally:
         watcher.stop()
         stop_portal()
+        ingest.close()

@@ -65,11 +65,17 @@ def _issue(issue: Any) -> dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.protocol import process_submission, receive_file
+    from mou.protocol import INGEST_INLINE, process_submission, receive_file
 
     data = read_input_file(args.file, settings.max_upload_bytes)
+    # Decided here, so the sender sees the outcome; no deployment run is needed for it.
     submission_id, created = receive_file(
-        settings, data, filename=args.file, sender=args.sender, state=args.state
+        settings,
+        data,
+        filename=args.file,
+        sender=args.sender,
+        state=args.state,
+        ingest=INGEST_INLINE,
     )
     outcome = process_submission(settings, submission_id)
     result = outcome_as_dict(outcome, created)

@@ -3,8 +3,9 @@ and JSON endpoints described at /openapi.json. Server-rendered (Jinja2, autoesca
 JavaScript and no external assets are needed.
 
 Every upload goes through the same intake as the drop folder (``receive_file``: raw bytes and
-row committed, event emitted); it is then ingested by the Prefect deployment trigger when an
-API is configured, otherwise by ``process_submission`` in a small thread pool here.
+row committed, event emitted); it is then ingested by ``process_submission`` in a small thread
+pool here (always under `mou serve`), or by the Prefect deployment trigger when the portal runs
+apart from the service with an API configured.
 """
 
 from __future__ import annotations
@@ -58,7 +59,13 @@ from mou.portal.security import (
     token_matches,
     valid_nonce,
 )
-from mou.protocol import process_submission, receive_file, reports_folder
+from mou.protocol import (
+    INGEST_INLINE,
+    INGEST_QUEUED,
+    process_submission,
+    receive_file,
+    reports_folder,
+)
 from mou.settings import Settings
 from mou.status import cycle_status
 
@@ -570,6 +577,7 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
             state=link.state,
             cycle_id=link.cycle_id,
             channel="portal",
+            ingest=INGEST_INLINE if portal.ingest_here() else INGEST_QUEUED,
         )
 
         def visible_status() -> str | None:

@@ -1,6 +1,7 @@
 """End to end on a real Prefect server: `mou serve` as a user runs it; a workbook dropped into
-the inbox becomes an accepted submission through the deployment trigger, its receipt reaches a
-real SMTP server, and the consolidation trigger renders the progress summaries."""
+the inbox is decided by the service at once, its receipt reaches a real SMTP server, and the
+consolidation trigger renders the progress summaries; a return received by another process is
+ingested by a run of the ingest-submission deployment, created by its trigger."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         smtp.stop()
 
 
-def test_dropped_return_is_accepted_through_the_trigger_and_receipted(service: Service) -> None:
+def test_dropped_return_is_accepted_at_once_and_receipted(service: Service) -> None:
     settings = service.settings
     data = filled_return(settings, service.cycle_id, "UZ")
     inbox = settings.inbox_dir
@@ -144,21 +145,6 @@ def test_dropped_return_is_accepted_through_the_trigger_and_receipted(service: S
     with session_scope(settings) as session:
         [submission] = session.query(m.Submission).filter_by(channel="inbox").all()
         assert submission.status == "accepted" and submission.state.code == "UZ"
-        submission_id = submission.id
-
-    # The ingest ran as a run of the ingest-submission deployment, created by its trigger.
-    def ingest_runs() -> list[dict]:
-        runs = service.api_post("/flow_runs/filter", {"limit": 100})
-        return [r for r in runs if r["parameters"].get("submission_id") == submission_id]
-
-    wait_for(
-        "the ingest run to complete",
-        lambda: any(r["state_type"] == "COMPLETED" for r in ingest_runs()),
-        60,
-        service.process,
-    )
-    [run] = ingest_runs()
-    assert run["deployment_id"] is not None
 
     # mou.submission.accepted triggers the consolidation, which renders the summaries.
     folder = settings.var_dir / "reports" / "bukhara-deer-2025-2026"
@@ -170,6 +156,57 @@ def test_dropped_return_is_accepted_through_the_trigger_and_receipted(service: S
         service.process,
     )
     assert all((folder / name).read_bytes().startswith(b"%PDF") for name in expected)
+
+
+def test_return_received_elsewhere_is_ingested_by_the_trigger(service: Service) -> None:
+    """Another process records a return and only announces it (mou.ingest=queued): the
+    ingest-submission deployment's trigger creates the run that decides it."""
+    settings = service.settings
+    path = settings.var_dir / "kz-elsewhere.xlsx"
+    path.write_bytes(filled_return(settings, service.cycle_id, "KZ"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MOU_"))}
+    env.update(
+        {
+            "MOU_VAR_DIR": str(settings.var_dir),
+            "PREFECT_API_URL": service.api,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+    )
+    code = (
+        "import sys; from pathlib import Path; from mou.protocol import receive_file; "
+        "from mou.settings import Settings; p = Path(sys.argv[1]); "
+        "print(receive_file(Settings(), p.read_bytes(), filename=p.name)[0])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    submission_id = int(done.stdout.strip().splitlines()[-1])
+
+    def ingest_runs() -> list[dict]:
+        runs = service.api_post("/flow_runs/filter", {"limit": 200})
+        return [r for r in runs if r["parameters"].get("submission_id") == submission_id]
+
+    wait_for(
+        "the ingest run to complete",
+        lambda: any(r["state_type"] == "COMPLETED" for r in ingest_runs()),
+        120,
+        service.process,
+    )
+    [run] = ingest_runs()
+    assert run["deployment_id"] is not None
+    with session_scope(settings) as session:
+        submission = session.get(m.Submission, submission_id)
+        assert submission.status == "accepted" and submission.state.code == "KZ"
+    # The inbox drop was decided inline: no deployment run was started for it.
+    with session_scope(settings) as session:
+        dropped = session.query(m.Submission).filter_by(channel="inbox").one().id
+    runs = service.api_post("/flow_runs/filter", {"limit": 200})
+    assert not [r for r in runs if r["parameters"].get("submission_id") == dropped]
 
 
 def test_ctrl_c_stops_the_service_and_its_prefect_server(service: Service) -> None:
