@@ -5,8 +5,11 @@ submission (polled in the database) and to its receipt (.eml in var/outbox, no S
 server, a temporary var/). Drops go one at a time: the next file is dropped once the previous
 receipt is there. Each drop is a distinct filled Bukhara deer return of Uzbekistan (with a
 sidecar naming the sender), written under a dot name then renamed, so the watcher never sees a
-partial file. The breakdown uses the submission's received_at / decided_at and the ingest
-flow run's created / start / end times from the Prefect API.
+partial file. The breakdown uses the submission's received_at / decided_at from the database.
+
+`mou serve` decides dropped returns in its own process (protocol.InlineIngest); before that
+change every drop waited for an ingest-submission flow run: the runner's 10 s poll plus a new
+process per run gave p50 10.66 s (see BEFORE below).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import json
 import os
 import platform
 import random
-import re
 import signal
 import socket
 import statistics
@@ -35,6 +37,8 @@ from benchmarks.read_validate import _cpu
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS-latency.md"
 TARGET_P50 = 3.0
+# The figures of the same benchmark before the inline ingest (2026-11-25, load average 2-3):
+BEFORE = {"decided": (10.66, 14.45), "receipt": (14.64, 20.26)}
 SENDER = "focal.point.uz@example.org"
 
 
@@ -185,15 +189,13 @@ def main(argv: list[str] | None = None) -> int:
                     process.kill()
                     process.wait()
             serve_log = log.read_text(errors="replace")
-    by_submission = {
-        r["parameters"].get("submission_id"): r
+    ingest_runs = {
+        r["parameters"].get("submission_id")
         for r in runs
         if r["parameters"].get("submission_id") is not None
     }
     for row in rows:
-        run = by_submission.get(row["id"])
-        row["run"] = run
-        row["flow"] = flows.get(run["flow_id"]) if run else None
+        row["flow"] = "ingest-submission run" if row["id"] in ingest_runs else "inline"
     load_end = os.getloadavg()[0]
     other: list[str] = []
     text = _report(rows, drops, startup, other, runs, flows, serve_log, load_start, load_end)
@@ -201,47 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     Path(tempfile.gettempdir(), "mou-latency-serve.log").write_text(serve_log)
     print(text)
     return 0
-
-
-_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) \| \w+ +\| Flow run '([^']+)' - (.*)$")
-
-
-def _log_phases(serve_log: str) -> dict[str, dict[str, list[float]]]:
-    """Per flow, from the serve log's stamps: process start + imports + flow code loading
-    ("Downloading flow code" → "Beginning flow run") and the flow's body (→ "Finished")."""
-    seen: dict[str, dict[str, dt.datetime]] = {}
-    flow_of: dict[str, str] = {}
-    for line in serve_log.splitlines():
-        match = _LINE.match(line.strip())
-        if not match:
-            continue
-        stamp = dt.datetime.strptime(match[1], "%H:%M:%S.%f")
-        run, message = match[2], match[3]
-        if message.startswith("Downloading flow code"):
-            seen.setdefault(run, {})["download"] = stamp
-        elif message.startswith("Beginning flow run"):
-            seen.setdefault(run, {})["begin"] = stamp
-            flow_of[run] = message.rsplit("for flow ", 1)[-1].strip("'")
-        elif message.startswith("Finished in state"):
-            seen.setdefault(run, {})["end"] = stamp
-    phases: dict[str, dict[str, list[float]]] = {}
-    for run, stamps in seen.items():
-        flow = flow_of.get(run, "?")
-        into = phases.setdefault(flow, {"start": [], "body": []})
-        if "download" in stamps and "begin" in stamps:
-            into["start"].append((stamps["begin"] - stamps["download"]).total_seconds())
-        if "begin" in stamps and "end" in stamps:
-            into["body"].append((stamps["end"] - stamps["begin"]).total_seconds())
-    return phases
-
-
-def _poll_frequency() -> str:
-    try:
-        from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY
-
-        return str(PREFECT_RUNNER_POLL_FREQUENCY.value())
-    except Exception:  # another Prefect version: the figure is only informative
-        return "?"
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -271,28 +232,18 @@ def _report(
 
     # Breakdown, in seconds, from the wall-clock stamps (same machine, same clock).
     parts: dict[str, list[float]] = {
-        "drop → submission recorded (inbox watcher poll + record)": [],
-        "recorded → ingest flow run created (event → trigger → run)": [],
-        "run created → run started (scheduling, flow run process start)": [],
-        "run started → submission decided (imports, ingest)": [],
-        "decided → run ended (receipt, delivery to .eml, event)": [],
+        "drop → submission recorded (inbox watcher poll, size settled, record)": [],
+        "recorded → decided (sandboxed read, validation, decision)": [],
+        "decided → receipt .eml (receipt PDF, outbox, delivery)": [],
     }
+    keys = list(parts)
     for row in rows:
-        run = row["run"]
         received, decided_at = _utc(row["received_at"]), _utc(row["decided_at"])
-        if not run or not received or not decided_at:
+        if not received or not decided_at:
             continue
-        created, start, end = (_when(run.get(k)) for k in ("created", "start_time", "end_time"))
-        keys = list(parts)
         parts[keys[0]].append((received - row["dropped_at"]).total_seconds())
-        if created:
-            parts[keys[1]].append((created - received).total_seconds())
-        if created and start:
-            parts[keys[2]].append((start - created).total_seconds())
-        if start:
-            parts[keys[3]].append((decided_at - start).total_seconds())
-        if end:
-            parts[keys[4]].append((end - decided_at).total_seconds())
+        parts[keys[1]].append((decided_at - received).total_seconds())
+        parts[keys[2]].append(row["receipt"] - row["decided"])
     breakdown = "\n".join(
         f"| {label} | {statistics.median(values):.2f} s | {max(values):.2f} s |"
         for label, values in parts.items()
@@ -300,15 +251,8 @@ def _report(
     )
     table = "\n".join(
         f"| {r['name']} | {r['status']} | {r['decided']:.2f} s | {r['receipt']:.2f} s |"
-        f" {r['flow'] or '-'} |"
+        f" {r['flow']} |"
         for r in rows
-    )
-    phases = _log_phases(serve_log)
-    log_rows = "\n".join(
-        f"| {flow} | {len(p['body'])} |"
-        f" {statistics.median(p['start']) if p['start'] else 0:.2f} s |"
-        f" {statistics.median(p['body']) if p['body'] else 0:.2f} s |"
-        for flow, p in sorted(phases.items())
     )
     counts: dict[str, int] = {}
     for run in runs:
@@ -333,28 +277,24 @@ there). Produced by `python -m benchmarks.latency{" --small" if drops == 5 else 
         f""" {_percentile(receipt, 0.95):.2f} s | {min(receipt):.2f} s | {max(receipt):.2f} s |
 
 Target: p50 ≤ {TARGET_P50:.0f} s. {"Met." if met else "**Not met**: see where the time goes."}
+Before the inline ingest (one ingest-submission flow run per drop): decided p50
+{BEFORE["decided"][0]:.2f} s (p95 {BEFORE["decided"][1]:.2f} s), receipt p50
+{BEFORE["receipt"][0]:.2f} s (p95 {BEFORE["receipt"][1]:.2f} s); the run waited for the
+runner's 10 s poll, then for a new process (about 2.5 s) and rendered the receipt cold.
 
-Where the time goes (median and max over the drops; submission received_at / decided_at from
-the database, the ingest flow run's created / start_time / end_time from the Prefect API):
+Where the time goes (median and max over the drops; received_at / decided_at from the
+database):
 
 | step | median | max |
 | --- | --- | --- |
 {breakdown}
 
 Flow runs in the Prefect API at the end (the whole service, scheduled ones included):
-{flow_counts}. The Prefect runner looks for runs to start every {_poll_frequency()} s
-(PREFECT_RUNNER_POLL_FREQUENCY): a run created by a trigger waits for that poll, then for
-its process to start.
+{flow_counts}. Drops are decided by the service process itself (`mou.ingest` = inline on the
+received event), so no ingest-submission run is started for them; the trigger serves returns
+announced as queued by other processes.
 
-From the serve log's stamps, per flow (medians): each flow run is a new process started by the
-Prefect runner; "start" is "Downloading flow code" → "Beginning flow run" (interpreter start,
-imports, flow code loading), "body" is "Beginning" → "Finished in state Completed()".
-
-| flow | runs | start (process + imports) | body |
-| --- | --- | --- | --- |
-{log_rows}
-
-| drop | status | decided | receipt | ingest flow |
+| drop | status | decided | receipt | decided by |
 | --- | --- | --- | --- | --- |
 {table}
 
