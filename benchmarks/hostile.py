@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.read_validate import _cpu
+from benchmarks.summary import Figure, record
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS-hostile.md"
@@ -128,6 +129,29 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()[0]
     text = _report(rows, skipped, runs, args, load_start, load_end)
     RESULTS.write_text(text, encoding="utf-8")
+    slowest = max(rows, key=lambda r: max(r["parse"], r["whole"]))
+    largest = max(rows, key=lambda r: r["peak"])
+    worst_time = max(slowest["parse"], slowest["whole"])
+    worst_mib = largest["peak"] / 1024
+    record(
+        "hostile",
+        [
+            Figure(
+                f"hostile files, slowest of {len(rows)} ({slowest['name']}), whole decision",
+                f"{worst_time:.2f} s",
+                f"≤ {TIME_TARGET:.0f} s",
+                "met" if worst_time <= TIME_TARGET else "not met",
+            ),
+            Figure(
+                f"hostile files, largest sandbox peak ({largest['name']})",
+                f"{worst_mib:.0f} MiB",
+                f"≤ {MEMORY_TARGET_MIB} MB",
+                "met" if worst_mib <= MEMORY_TARGET_MIB else "not met",
+            ),
+        ],
+        "python -m benchmarks.hostile" + (" --small" if args.small else f" --runs {runs}"),
+        RESULTS.name,
+    )
     print(text)
     return 0
 

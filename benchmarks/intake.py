@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.read_validate import _baseline, _cpu
+from benchmarks.summary import Figure, record
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS-intake.md"
@@ -257,8 +258,58 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()[0]
     text = _report(results, count, args, load_start, load_end)
     RESULTS.write_text(text, encoding="utf-8")
+    record("intake", _figures(results, count), _command(args, count), RESULTS.name)
     print(text)
     return 0
+
+
+def _command(args: argparse.Namespace, count: int) -> str:
+    if args.small:
+        return "python -m benchmarks.intake --small"
+    return "python -m benchmarks.intake" + ("" if count == 2600 else f" --count {count}")
+
+
+def _growth(results: dict[str, dict[str, Any]]) -> float:
+    """The largest VmHWM growth (MiB) of a worker or sandbox child from its EARLY-th file on."""
+    return (
+        max(
+            m["end"][who]["VmHWM"] - m["early"][who]["VmHWM"]
+            for r in results.values()
+            for m in r["memory"]
+            for who in ("worker", "sandbox")
+        )
+        / 1024
+    )
+
+
+def _figures(results: dict[str, dict[str, Any]], count: int) -> list[Figure]:
+    figures = []
+    for backend, r in results.items():
+        ratio = r["elapsed"] / r["baseline"]
+        figures.append(
+            Figure(
+                f"bulk intake of {count:,} returns, {backend}, 2 workers, vs bare openpyxl on"
+                " 2 cores",
+                f"{ratio:.2f}× ({count / r['elapsed']:.0f} returns/s;"
+                f" baseline {count / r['baseline']:.0f}/s)",
+                "≤ 1.5×",
+                "met" if ratio <= 1.5 else "not met",
+            )
+        )
+    growth = _growth(results)
+    peak = max(
+        m["end"][who]["VmHWM"] for r in results.values() for m in r["memory"] for who in m["end"]
+    )
+    figures.append(
+        Figure(
+            "bulk intake, memory (VmHWM of each worker and sandbox child)",
+            f"growth {growth:.1f} MiB from the {EARLY}th file to the last; peak"
+            f" {peak / 1024:.0f} MiB per process",
+            "flat",
+            "met" if growth <= 20 else "not met",
+        )
+    )
+    return figures
 
 
 def _mib(kib: int) -> str:
@@ -294,12 +345,7 @@ def _report(
                 f" {_mib(early['sandbox']['VmRSS'])} / {_mib(early['sandbox']['VmHWM'])} |"
                 f" {_mib(end['sandbox']['VmRSS'])} / {_mib(end['sandbox']['VmHWM'])} |"
             )
-    growth = max(
-        m["end"][who]["VmHWM"] - m["early"][who]["VmHWM"]
-        for r in results.values()
-        for m in r["memory"]
-        for who in ("worker", "sandbox")
-    )
+    growth = _growth(results) * 1024
     flat = growth <= 20 * 1024
     any_r = next(iter(results.values()))
     versions = ", ".join(

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.read_validate import _cpu
+from benchmarks.summary import Figure, record
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS-latency.md"
@@ -200,6 +201,29 @@ def main(argv: list[str] | None = None) -> int:
     other: list[str] = []
     text = _report(rows, drops, startup, other, runs, flows, serve_log, load_start, load_end)
     RESULTS.write_text(text, encoding="utf-8")
+    decided = [r["decided"] for r in rows]
+    receipt = [r["receipt"] for r in rows]
+    record(
+        "latency",
+        [
+            Figure(
+                f"event latency, drop → accepted submission, {drops} drops, `mou serve`",
+                f"p50 {statistics.median(decided):.2f} s, p95 {_percentile(decided, 0.95):.2f} s"
+                f" (before: p50 {BEFORE['decided'][0]:.2f} s)",
+                f"p50 ≤ {TARGET_P50:.0f} s",
+                "met" if statistics.median(decided) <= TARGET_P50 else "not met",
+            ),
+            Figure(
+                "event latency, drop → receipt in the outbox (.eml written)",
+                f"p50 {statistics.median(receipt):.2f} s, p95 {_percentile(receipt, 0.95):.2f} s"
+                f" (before: p50 {BEFORE['receipt'][0]:.2f} s)",
+                f"p50 ≤ {TARGET_P50:.0f} s",
+                "met" if statistics.median(receipt) <= TARGET_P50 else "not met",
+            ),
+        ],
+        "python -m benchmarks.latency" + (" --small" if drops == 5 else f" --drops {drops}"),
+        RESULTS.name,
+    )
     Path(tempfile.gettempdir(), "mou-latency-serve.log").write_text(serve_log)
     print(text)
     return 0
