@@ -306,6 +306,11 @@ def _decide(
     superseded_id = None
     version = None
     if cycle is not None and request is not None:
+        # Deciders of the same state's returns queue here (a row lock on PostgreSQL; SQLite
+        # has one writer anyway) rather than collide on the version number and parse again.
+        session.execute(
+            select(m.ReportRequest.id).where(m.ReportRequest.id == request.id).with_for_update()
+        )
         version = (
             session.scalar(
                 select(func.max(m.Submission.version)).where(
