@@ -226,7 +226,7 @@ def _run_backend(tmp: Path, backend: str, count: int) -> dict[str, Any]:
         # The same files serve both databases when the cycle has the same id in both (the
         # templates' signed identity names it): generating 2,600 workbooks takes minutes.
         folder = tmp / f"returns-cycle-{cycle_id}"
-        paths = sorted(folder.glob("*.xlsx")) if folder.exists() else []
+        paths = sorted(folder.glob("*.xlsx"), key=lambda p: p.stem.split("-")[-1])
         if len(paths) != count:
             paths = _generate(settings, cycle_id, count, folder)
         generation = time.perf_counter() - started
