@@ -4,6 +4,7 @@ sweep; every effect happens once, whatever is re-run, retried or interrupted."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -274,3 +275,42 @@ def test_inbox_file_is_recorded_once_and_moved_aside(service: Settings) -> None:
             "inbox",
             "received",
         )
+
+
+def test_inbox_with_inline_ingest_decides_and_receipts_at_once(service: Settings) -> None:
+    """`mou serve`'s watcher decides a drop in its own process; a second drop of the same
+    bytes is recognised and decided nothing new."""
+    from mou.inbox import InboxWatcher
+    from mou.protocol import InlineIngest
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    service.inbox_dir.mkdir(parents=True, exist_ok=True)
+    data = filled_return(service, cycle, "UZ")
+    ingest = InlineIngest(service)
+    watcher = InboxWatcher(service, ingest=ingest)
+    try:
+        (service.inbox_dir / "uz.xlsx").write_bytes(data)
+        watcher.scan()
+        [submission_id] = watcher.scan()
+        (service.inbox_dir / "uz-again.xlsx").write_bytes(data)
+        watcher.scan()
+        assert watcher.scan() == [submission_id]
+
+        def decided() -> bool:
+            with session_scope(service) as session:
+                return session.get(m.Submission, submission_id).status != "received"
+
+        deadline = time.monotonic() + 60
+        while not decided() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        ingest.close()
+    with session_scope(service) as session:
+        submissions = session.scalars(select(m.Submission)).all()
+        assert [(s.id, s.status, s.version) for s in submissions] == [
+            (submission_id, "accepted", 1)
+        ]
+        receipts = session.scalars(
+            select(m.OutboxMessage).where(m.OutboxMessage.kind == "receipt")
+        ).all()
+        assert [r.submission_id for r in receipts] == [submission_id]
