@@ -8,8 +8,12 @@ species, activities and choices come from the catalogue and the form specificati
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -122,7 +126,68 @@ def html_to_pdf(html: str, settings: Settings, *, fetcher: AssetFetcher | None =
     fetcher = fetcher or AssetFetcher(assets)
     document = HTML(string=html, base_url=assets.as_uri() + "/", url_fetcher=fetcher)
     identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-    return document.write_pdf(pdf_variant="pdf/ua-1", pdf_identifier=identifier)
+    with _collector_paused():
+        # No pdf_identifier here: given one, pydyf serialises (and compresses) every object
+        # of the file a second time only to hash it; the identifier is added afterwards.
+        pdf = document.write_pdf(pdf_variant="pdf/ua-1")
+    return with_file_identifier(pdf, identifier)
+
+
+_XREF_STREAM = re.compile(rb"\d+ 0 obj\n<<(?=/Type /XRef)")
+
+
+def with_file_identifier(pdf: bytes, identifier: bytes) -> bytes:
+    """``pdf`` with ``/ID [(identifier) (identifier)]`` in its trailer.
+
+    WeasyPrint writes PDF 1.7 with a cross-reference stream, the last object of the file, to
+    which ``startxref`` points; an entry added inside its dictionary moves no other object
+    and leaves the stream itself unchanged. Both parts of the identifier are the same, as
+    ISO 32000 asks of a file that has not been updated.
+    """
+    if not re.fullmatch(rb"[0-9a-f]+", identifier):
+        raise ValueError("the identifier must be lowercase hexadecimal")
+    tail = pdf.rindex(b"startxref")
+    offset = int(pdf[tail + len(b"startxref") :].split()[0])
+    head = _XREF_STREAM.match(pdf, offset)
+    if head is None or b"/ID " in pdf[offset:tail]:
+        raise ValueError("not a PDF with a cross-reference stream and no identifier")
+    entry = b"/ID [(" + identifier + b") (" + identifier + b")]"
+    return pdf[: head.end()] + entry + pdf[head.end() :]
+
+
+_collector_lock = threading.Lock()
+_collector_pauses = 0
+_collector_was_enabled = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while WeasyPrint lays out and writes a PDF.
+
+    A render allocates hundreds of thousands of objects (boxes, styles, PDF objects) that
+    all live until the file is written, so each automatic full collection walks every one
+    of them again for nothing: about 15 % of the CPU time of the CAMI summary
+    (benchmarks/RESULTS-reports.md). The render's cyclic garbage is collected once at the
+    end instead. The switch is process-wide, so overlapping renders in threads are counted
+    and the collector comes back, as it was, when the last one ends.
+    """
+    global _collector_pauses, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pauses += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_pauses -= 1
+            resume = _collector_pauses == 0 and _collector_was_enabled
+            if resume:
+                gc.enable()
+        if resume:
+            # Everything the render allocated is still in the youngest generation.
+            gc.collect(0)
 
 
 # --------------------------------------------------------------------------------------------
