@@ -9,8 +9,11 @@ consolidation itself is tested on both engines in test_consolidate.py.
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import hashlib
 import io
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +39,13 @@ from mou.reports import (
     document_symbol,
     html_to_pdf,
     progress_summary_html,
+    render,
     render_progress_summary,
     render_request_letter,
     render_state_summary,
     request_letter_for,
 )
+from mou.reports.render import Cell, _Measure, column_widths, with_file_identifier
 from mou.settings import Settings
 from mou.setup import prepare_database
 from tests import builders as b
@@ -341,6 +346,108 @@ def test_two_renders_are_identical(world: World) -> None:
     first = world.pdf("bukhara", "ru")
     again = render_progress_summary(world.bukhara, "ru", world.settings)
     assert again == first
+
+
+def test_file_identifier_is_a_hash_of_the_html(world: World) -> None:
+    html = progress_summary_html(world.bukhara, "en", world.settings)
+    identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32]
+    reader = PdfReader(io.BytesIO(world.pdf("bukhara", "en")))
+    assert list(reader.trailer["/ID"]) == [identifier, identifier]
+    assert len(reader.pages) > 10  # the file still reads through its cross-reference stream
+
+
+def test_file_identifier_goes_only_into_a_cross_reference_stream() -> None:
+    classic = (
+        b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\nxref\n0 1\n0000000000 65535 f \n"
+        b"trailer\n<</Size 1>>\nstartxref\n9\n%%EOF\n"
+    )
+    with pytest.raises(ValueError):
+        with_file_identifier(classic, b"0123abcd")
+    stream = b"%PDF-1.7\n5 0 obj\n<</Type /XRef/Size 6/Length 0>>\nstream\n\nendstream\nendobj\n"
+    stream += b"startxref\n9\n%%EOF\n"
+    once = with_file_identifier(stream, b"0123abcd")
+    assert b"<</ID [(0123abcd) (0123abcd)]/Type /XRef/Size 6" in once
+    with pytest.raises(ValueError):
+        with_file_identifier(once, b"0123abcd")  # never two identifiers
+    with pytest.raises(ValueError):
+        with_file_identifier(stream, b"0123) (x")  # nothing but hexadecimal digits
+
+
+TINY = '<html lang="en"><head><title>t</title></head><body><p>x</p></body></html>'
+
+
+def test_the_collector_waits_for_the_end_of_a_render(world: World) -> None:
+    """WeasyPrint's objects are not walked again and again by the cyclic garbage collector
+    during a render (about 15 % of the CPU time of the CAMI summary): one young-generation
+    collection at the end frees the render's garbage, and the collector is back as it was."""
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    assert gc.isenabled()
+    gc.callbacks.append(seen)
+    try:
+        html_to_pdf(TINY, world.settings)
+    finally:
+        gc.callbacks.remove(seen)
+    assert collections == [0] and gc.isenabled()
+    gc.disable()  # someone else's choice is kept
+    try:
+        html_to_pdf(TINY, world.settings)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    results: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(html_to_pdf(TINY, world.settings)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1 and len(results) == 3 and gc.isenabled()
+
+
+def test_answer_tables_have_a_fixed_layout_with_widths_from_their_texts(world: World) -> None:
+    html = progress_summary_html(world.cami, "ru", world.settings)
+    tables = re.findall(r'<table class="answers-table">.*?</table>', html, flags=re.DOTALL)
+    assert len(tables) >= 14
+    for table in tables:
+        widths = [float(w) for w in re.findall(r'<col style="width: ([\d.]+)%">', table)]
+        heads = len(re.findall(r'<th scope="col">', table))
+        assert len(widths) == heads and round(sum(widths), 6) == 100 and min(widths) > 0
+    assert "table.answers-table { table-layout: fixed; }" in (REPORTS / "report.css").read_text()
+    # Longest word and longest line, as an automatic layout would weigh them, in the fonts.
+    fonts = REPORTS / "fonts"
+    words = ["1.2.10", "Осуществляется на постоянной основе", "AF: " + "work with partners " * 9]
+    code, status, text = column_widths(
+        ["Activity", "Status", "Actions taken and results"], [[Cell(w) for w in words]], fonts
+    )
+    assert round(code + status + text, 6) == 100 and code < status < text
+    # Its longest word fits: 8.5 pt DejaVu Sans, 3.2 mm of padding, a 172 mm text block.
+    assert status / 100 * 172 - 3.2 >= _Measure(fonts)("Осуществляется")
+    assert column_widths(["Name", "Name"], [], fonts) == [50.0, 50.0]
+    carried = [[Cell("1"), Cell("12", carried=True)]]
+    marked = column_widths(["No.", "Value"], carried, fonts, "carried forward")
+    assert marked[1] / 100 * 172 - 3.2 >= _Measure(fonts)("carried forward", size=6.5) + 2.9
+
+
+def test_column_widths_know_the_stylesheet() -> None:
+    """column_widths measures texts as report.css sets them: keep the two in step."""
+    css = (REPORTS / "report.css").read_text()
+    assert re.search(r"^@page \{\s*size: A4;\s*margin: 24mm 18mm 20mm 20mm;", css, re.MULTILINE)
+    assert render._TABLE_MM == 210 - 18 - 20
+    assert re.search(r"^table \{[^}]*font-size: 8\.5pt;", css, re.MULTILINE)
+    assert render._TABLE_PT == 8.5
+    assert re.search(r"^th, td \{[^}]*padding: 1\.2mm 1\.6mm;", css, re.MULTILINE)
+    assert render._PADDING_MM == 2 * 1.6
+    mark = re.search(r"^\.cf \{([^}]*)\}", css, re.MULTILINE)
+    assert mark and "font-size: 6.5pt" in mark[1] and "padding: 0 0.8mm" in mark[1]
+    assert "margin-left: 1mm" in mark[1] and "border: 0.4pt" in mark[1]
+    assert render._MARK_PT == 6.5 and render._MARK_EXTRA_MM >= 2 * 0.8 + 1 + 2 * 0.4 * 25.4 / 72
 
 
 def test_unknown_language_is_refused(world: World) -> None:
