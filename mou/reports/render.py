@@ -128,12 +128,13 @@ def html_to_pdf(html: str, settings: Settings, *, fetcher: AssetFetcher | None =
 
     assets = reports_dir(settings).resolve()
     fetcher = fetcher or AssetFetcher(assets)
-    document = HTML(string=html, base_url=assets.as_uri() + "/", url_fetcher=fetcher)
     identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
     with _collector_paused():
+        document = HTML(string=html, base_url=assets.as_uri() + "/", url_fetcher=fetcher)
         # No pdf_identifier here: given one, pydyf serialises (and compresses) every object
         # of the file a second time only to hash it; the identifier is added afterwards.
         pdf = document.write_pdf(pdf_variant="pdf/ua-1")
+        del document
     return with_file_identifier(pdf, identifier)
 
 
@@ -153,7 +154,8 @@ def with_file_identifier(pdf: bytes, identifier: bytes) -> bytes:
     tail = pdf.rindex(b"startxref")
     offset = int(pdf[tail + len(b"startxref") :].split()[0])
     head = _XREF_STREAM.match(pdf, offset)
-    if head is None or b"/ID " in pdf[offset:tail]:
+    end = pdf.find(b">>\nstream\n", head.end()) if head else -1
+    if head is None or end < 0 or b"/ID" in pdf[head.end() : end]:
         raise ValueError("not a PDF with a cross-reference stream and no identifier")
     entry = b"/ID [(" + identifier + b") (" + identifier + b")]"
     return pdf[: head.end()] + entry + pdf[head.end() :]
