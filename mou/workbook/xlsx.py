@@ -18,6 +18,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from xml.parsers import expat
@@ -43,15 +44,23 @@ def _local(name: str) -> str:
     return name[name.rfind(" ") + 1 :]
 
 
-def _parser() -> expat.XMLParserType:
+def _parse(
+    archive: zipfile.ZipFile,
+    member: str,
+    start: Callable[[str, dict[str, str]], None],
+    end: Callable[[str], None] | None = None,
+    data: Callable[[str], None] | None = None,
+) -> None:
+    """Feed one part, in chunks (worksheets can be large; parts are capped), to a fresh
+    parser with these handlers; a handler raising _Stop ends the part early."""
     parser = expat.ParserCreate(namespace_separator=" ")
     parser.buffer_text = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    return parser
-
-
-def _parse(archive: zipfile.ZipFile, member: str, parser: expat.XMLParserType) -> None:
-    """Feed one part to the parser in chunks (worksheets can be large; parts are capped)."""
+    parser.StartElementHandler = start
+    if end is not None:
+        parser.EndElementHandler = end
+    if data is not None:
+        parser.CharacterDataHandler = data
     try:
         with archive.open(member) as handle:
             while chunk := handle.read(CHUNK):
@@ -111,9 +120,7 @@ def _relationships(archive: zipfile.ZipFile, rels_member: str, base: str) -> dic
             targets[attrs.get("Id", "")] = part
             types[attrs.get("Type", "").rsplit("/", 1)[-1]] = part
 
-    parser = _parser()
-    parser.StartElementHandler = start
-    _parse(archive, rels_member, parser)
+    _parse(archive, rels_member, start)
     targets.update({f"type:{kind}": part for kind, part in types.items()})
     return targets
 
@@ -148,11 +155,7 @@ def read_book(archive: zipfile.ZipFile) -> Book:
         if current:
             text.append(chunk)
 
-    parser = _parser()
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = data
-    _parse(archive, "xl/workbook.xml", parser)
+    _parse(archive, "xl/workbook.xml", start, end, data)
     book = Book(sheets=sheets, names=names, epoch=epoch[0])
     strings = rels.get("type:sharedStrings")
     if strings and strings in archive.NameToInfo:
@@ -191,11 +194,7 @@ def _shared_strings(archive: zipfile.ZipFile, member: str) -> list[str]:
         if state["in_t"]:
             parts.append(chunk)
 
-    parser = _parser()
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = data
-    _parse(archive, member, parser)
+    _parse(archive, member, start, end, data)
     return strings
 
 
@@ -223,10 +222,7 @@ def _date_styles(archive: zipfile.ZipFile, member: str) -> tuple[set[int], set[i
         if _local(name) == "cellXfs":
             depth["cellXfs"] -= 1
 
-    parser = _parser()
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    _parse(archive, member, parser)
+    _parse(archive, member, start, end)
     dates, durations = set(), set()
     for index, number in enumerate(formats):
         code = custom.get(number) if number in custom else builtin_format_code(number)
@@ -322,11 +318,7 @@ def read_cells(
         if cell.get("collect"):
             text.append(chunk)
 
-    parser = _parser()
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = data
-    _parse(archive, member, parser)
+    _parse(archive, member, start, end, data)
     return SheetCells(values, formulas)
 
 
@@ -380,9 +372,5 @@ def read_custom_property(archive: zipfile.ZipFile, wanted: str) -> str | None:
         if found["inside"] and found["depth"]:
             text.append(chunk)
 
-    parser = _parser()
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = data
-    _parse(archive, member, parser)
+    _parse(archive, member, start, end, data)
     return found.get("value")
