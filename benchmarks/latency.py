@@ -198,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["flow"] = "ingest-submission run" if row["id"] in ingest_runs else "inline"
     load_end = os.getloadavg()[0]
-    other: list[str] = []
-    text = _report(rows, drops, startup, other, runs, flows, serve_log, load_start, load_end)
+    text = _report(rows, drops, startup, runs, flows, serve_log, load_start, load_end)
     RESULTS.write_text(text, encoding="utf-8")
     decided = [r["decided"] for r in rows]
     receipt = [r["receipt"] for r in rows]
@@ -239,7 +238,6 @@ def _report(
     rows: list[dict[str, Any]],
     drops: int,
     startup: float,
-    other: list[str],
     runs: list[dict],
     flows: dict[str, str],
     serve_log: str,

@@ -23,16 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.summary import Figure, record
+from benchmarks.summary import cpu as _cpu  # the other benchmarks import it from here
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS-read.md"
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def _baseline(data: bytes) -> int:
