@@ -466,7 +466,7 @@ settings = get_settings()
 mode, path = sys.argv[1:3]
 with session_scope(settings) as session:
     data = open(path, "rb").read()
-    submission_id = record_submission(session, settings, data, filename=path)[0].id
+    submission_id = record_submission(session, settings, data, filename=path).submission_id
 last = clock()
 if mode == "flow":
     ingest_submission_flow(submission_id)

@@ -102,10 +102,9 @@ def main(argv: list[str] | None = None) -> int:
             measures = [_sandboxed(data, limits) for _ in range(runs)]
             start = time.perf_counter()
             with session_scope(settings) as session:
-                submission, _ = record_submission(
+                submission_id = record_submission(
                     session, settings, data, filename=f"{builder.__name__}.xlsx", channel="bench"
-                )
-                submission_id = submission.id
+                ).submission_id
             with session_scope(settings) as session:
                 outcome = ingest_submission(session, settings, submission_id)
             whole = time.perf_counter() - start

@@ -110,10 +110,9 @@ def _worker(var_dir: str, database_url: str, paths: list[str], counter: Any, res
         start = time.perf_counter()
         data = Path(paths[index]).read_bytes()
         with session_scope(settings) as session:
-            submission, _ = record_submission(
+            submission_id = record_submission(
                 session, settings, data, filename=Path(paths[index]).name, channel="bench"
-            )
-            submission_id = submission.id
+            ).submission_id
         for attempt in range(1, DECISION_TRIES + 1):
             try:
                 with session_scope(settings) as session:

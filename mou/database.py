@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -74,6 +76,18 @@ def begin_sqlite_transaction(session: Session) -> None:
         return
     if not connection.connection.dbapi_connection.in_transaction:
         connection.exec_driver_sql("BEGIN")
+
+
+def insert_unless_present(
+    session: Session, model: type[Any], key: str
+) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` for either database.
+
+    A row with that key, committed or being written by another transaction (PostgreSQL waits
+    for it), is left as it is: no error, no savepoint, no read before the write.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing(index_elements=[key])
 
 
 def alembic_config(settings: Settings) -> Config:

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from mou import models as m
+from mou.database import insert_unless_present
 
 
 def sha256_of(data: bytes) -> str:
@@ -41,15 +42,18 @@ def write_bytes(files_dir: Path, data: bytes) -> str:
     return digest
 
 
-def store(session: Session, files_dir: Path, data: bytes) -> m.StoredFile:
-    """Write the bytes to disk first, then record them; the same bytes give the same row."""
+def store(session: Session, files_dir: Path, data: bytes) -> str:
+    """Write the bytes to disk first, then record them once; returns their sha256.
+
+    The same bytes recorded at the same moment by another transaction are not a conflict.
+    """
     digest = write_bytes(files_dir, data)
-    row = session.get(m.StoredFile, digest)
-    if row is None:
-        row = m.StoredFile(sha256=digest, size=len(data))
-        session.add(row)
-        session.flush()
-    return row
+    session.execute(
+        insert_unless_present(session, m.StoredFile, "sha256").values(
+            sha256=digest, size=len(data), stored_at=m.utcnow()
+        )
+    )
+    return digest
 
 
 def read_bytes(files_dir: Path, sha256: str) -> bytes:

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from mou import filestore
 from mou import models as m
-from mou.database import begin_sqlite_transaction
+from mou.database import insert_unless_present
 from mou.form_context import form_context, latest_accepted
 from mou.forms import load_form
 from mou.forms.messages import Messages
@@ -62,6 +61,13 @@ def state_of_sender(session: Session, sender: str | None) -> m.RangeState | None
     return authority.state if authority else None
 
 
+@dataclass(frozen=True)
+class Recorded:
+    submission_id: int
+    sha256: str
+    created: bool  # False: the same bytes were recorded before (or at the same moment)
+
+
 def record_submission(
     session: Session,
     settings: Settings,
@@ -72,38 +78,35 @@ def record_submission(
     channel: str = "cli",
     expected_state: str | None = None,
     expected_cycle_id: int | None = None,
-) -> tuple[m.Submission, bool]:
-    """Keep the bytes and record a submission; the same bytes again return the first row."""
-    stored = filestore.store(session, settings.files_dir, data)
-    existing = session.scalars(
-        select(m.Submission).filter_by(file_sha256=stored.sha256)
-    ).one_or_none()
-    if existing is not None:
-        return existing, False
+) -> Recorded:
+    """Keep the bytes and record a submission; the same bytes again give the first row."""
+    sha256 = filestore.store(session, settings.files_dir, data)
     expected = None
     if expected_state:
         expected = session.scalars(
             select(m.RangeState).filter_by(code=expected_state.upper())
         ).one_or_none()
     expected = expected or state_of_sender(session, sender)
-    submission = m.Submission(
-        file_sha256=stored.sha256,
-        filename=safe_filename(filename),
-        sender=sender,
-        channel=channel,
-        status="received",
-        expected_state_id=expected.id if expected else None,
-        expected_cycle_id=expected_cycle_id,
-    )
-    begin_sqlite_transaction(session)
-    try:
-        with session.begin_nested():
-            session.add(submission)
-    except IntegrityError:
-        # The same bytes arrived at the same moment through another channel.
-        existing = session.scalars(select(m.Submission).filter_by(file_sha256=stored.sha256))
-        return existing.one(), False
-    return submission, True
+    # One statement whether or not the bytes are new: a row with the same file (committed, or
+    # being written by another channel at this moment, which PostgreSQL waits for) stays.
+    submission_id = session.execute(
+        insert_unless_present(session, m.Submission, "file_sha256")
+        .values(
+            file_sha256=sha256,
+            filename=safe_filename(filename),
+            sender=sender,
+            channel=channel,
+            status="received",
+            expected_state_id=expected.id if expected else None,
+            expected_cycle_id=expected_cycle_id,
+        )
+        .returning(m.Submission.id)
+    ).scalar_one_or_none()
+    if submission_id is not None:
+        return Recorded(submission_id, sha256, True)
+    first = session.scalar(select(m.Submission.id).filter_by(file_sha256=sha256))
+    assert first is not None  # the conflict was on this very row
+    return Recorded(first, sha256, False)
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -166,11 +169,22 @@ def _match_request(
     def refuse(code: str, **params: object) -> Issue:
         return Issue("error", code, messages.issue(code, **params))
 
-    cycle = session.get(m.ReportingCycle, identity.cycle_id)
+    cycle = session.get(
+        m.ReportingCycle, identity.cycle_id, options=[joinedload(m.ReportingCycle.instrument)]
+    )
     if cycle is None or cycle.instrument.code != identity.instrument:
         return refuse("unknown_cycle")
     language = messages.language
-    state = session.scalars(select(m.RangeState).filter_by(code=identity.state)).one_or_none()
+    # The state and its request for this cycle (if any) in one query.
+    found = session.execute(
+        select(m.RangeState, m.ReportRequest)
+        .outerjoin(
+            m.ReportRequest,
+            (m.ReportRequest.state_id == m.RangeState.id) & (m.ReportRequest.cycle_id == cycle.id),
+        )
+        .where(m.RangeState.code == identity.state)
+    ).one_or_none()
+    state, request = found if found is not None else (None, None)
     state_name = state.name.get(language, state.name["en"]) if state else identity.state
     if submission.expected_cycle_id and submission.expected_cycle_id != cycle.id:
         expected_cycle = session.get(m.ReportingCycle, submission.expected_cycle_id)
@@ -196,13 +210,6 @@ def _match_request(
             expected=cycle.form_version,
             period=cycle.period,
         )
-    request = (
-        session.scalars(
-            select(m.ReportRequest).filter_by(cycle_id=cycle.id, state_id=state.id)
-        ).one_or_none()
-        if state
-        else None
-    )
     if request is None:
         return refuse("not_requested", state=state_name, period=cycle.period)
     return cycle, request
@@ -363,13 +370,14 @@ def _decide(
         )
     if accepted and cycle is not None and request is not None:
         superseded_id = _store_answers(session, settings, submission.id, cycle, request, validation)
-    session.expire(submission)
+    submission_id = submission.id
+    session.expire(submission)  # the update above went around the ORM
     return IngestOutcome(
-        submission_id=submission.id,
+        submission_id=submission_id,
         status=status,
         language=language,
         issues=list(issues),
-        state=request.state.code if request else None,
+        state=identity.state if request and identity else None,
         cycle_id=cycle.id if cycle else None,
         version=version,
         superseded_id=superseded_id,

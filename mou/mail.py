@@ -54,7 +54,6 @@ POLICY = email.policy.SMTP.clone(cte_type="7bit")
 
 _KEY_LENGTH = 200  # OutboxMessage.key
 _KIND_LENGTH = 20  # OutboxMessage.kind
-_ENQUEUE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -121,47 +120,41 @@ def enqueue_message(
         for a in attachments
     ]
     begin_sqlite_transaction(session)
-    for attempt in range(1, _ENQUEUE_TRIES + 1):
-        row = OutboxMessage(
-            key=key,
-            kind=kind,
-            cycle_id=cycle_id,
-            state_id=state_id,
-            submission_id=submission_id,
-            sender=settings.mail_from,
-            to=list(to),
-            cc=list(cc),
-            subject=subject,
-            body_text=body_text,
-            body_html=body_html,
-            attachments=described,
-            status="pending",
-            attempts=0,
-            message_id=make_msgid(domain=_domain_of(settings.mail_from)),
-            created_at=utcnow(),
-        )
-        try:
-            with session.begin_nested():
-                # The outbox row goes first: on SQLite its INSERT takes the write lock before
-                # anything is read, so a concurrent writer is waited for, not a stale snapshot.
-                session.add(row)
-                session.flush()
-                for attachment in attachments:
-                    filestore.store(session, settings.files_dir, attachment.data)
-        except IntegrityError:
-            existing = _by_key(session, key)
-            if existing is not None:
-                logger.debug("outbox key %s was enqueued concurrently; keeping that row", key)
-                return existing, False
-            # The conflict was a stored file another transaction recorded at the same moment;
-            # it is committed now, so the next try finds it.
-            if attempt == _ENQUEUE_TRIES:
-                raise
-            logger.debug("attachment of %s was stored concurrently; retrying", key)
-            continue
-        logger.info("enqueued %s message %s (%s)", kind, key, row.message_id)
-        return row, True
-    raise AssertionError("unreachable")  # pragma: no cover
+    row = OutboxMessage(
+        key=key,
+        kind=kind,
+        cycle_id=cycle_id,
+        state_id=state_id,
+        submission_id=submission_id,
+        sender=settings.mail_from,
+        to=list(to),
+        cc=list(cc),
+        subject=subject,
+        body_text=body_text,
+        body_html=body_html,
+        attachments=described,
+        status="pending",
+        attempts=0,
+        message_id=make_msgid(domain=_domain_of(settings.mail_from)),
+        created_at=utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            # The outbox row goes first: on SQLite its INSERT takes the write lock before
+            # anything is read, so a concurrent writer is waited for, not a stale snapshot.
+            session.add(row)
+            session.flush()
+            for attachment in attachments:
+                # Bytes another transaction records at the same moment are no conflict.
+                filestore.store(session, settings.files_dir, attachment.data)
+    except IntegrityError:
+        existing = _by_key(session, key)
+        if existing is None:
+            raise
+        logger.debug("outbox key %s was enqueued concurrently; keeping that row", key)
+        return existing, False
+    logger.info("enqueued %s message %s (%s)", kind, key, row.message_id)
+    return row, True
 
 
 def _validate(

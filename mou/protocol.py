@@ -108,7 +108,7 @@ def receive_file(
     ``ingest`` says who ingests it (the event's `mou.ingest` label): the deployment trigger
     fires only for "queued" returns, so an inline ingest does not start a flow run as well."""
     with session_scope(settings) as session:
-        submission, created = record_submission(
+        recorded = record_submission(
             session,
             settings,
             data,
@@ -118,8 +118,8 @@ def receive_file(
             expected_state=state,
             expected_cycle_id=cycle_id,
         )
-        submission_id, sha256 = submission.id, submission.file_sha256
-    if created:
+    submission_id, sha256 = recorded.submission_id, recorded.sha256
+    if recorded.created:
         events.emit(
             events.SUBMISSION_RECEIVED,
             f"mou.submission.{submission_id}",
@@ -128,7 +128,7 @@ def receive_file(
             ingest=ingest,
             payload={"submission_id": submission_id, "sha256": sha256, "channel": channel},
         )
-    return submission_id, created
+    return submission_id, recorded.created
 
 
 def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:

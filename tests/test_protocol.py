@@ -4,6 +4,7 @@ sweep; every effect happens once, whatever is re-run, retried or interrupted."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from pathlib import Path
 
@@ -146,6 +147,43 @@ def test_corrected_resubmission_supersedes_and_identical_bytes_are_recognised(
     with session_scope(service) as session:
         assert session.get(m.Submission, one).superseded_by_id == two
     assert count(service, m.Submission) == 2
+
+
+def test_the_same_bytes_through_two_channels_at_once_are_one_submission(
+    service: Settings,
+) -> None:
+    """The email and the portal bring the same file while the first is still uncommitted: the
+    second waits for it (on PostgreSQL, on the rows; on SQLite, on the write lock) and gets
+    the first's row back, with no error and no second file record."""
+    from tests.test_mail import _wait_until_blocked
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    data = filled_return(service, cycle, "KZ")
+    second: list[intake.Recorded] = []
+    errors: list[BaseException] = []
+
+    def portal() -> None:
+        try:
+            with session_scope(service) as other:
+                second.append(
+                    intake.record_submission(other, service, data, filename="b", channel="portal")
+                )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with session_scope(service) as session:
+        first = intake.record_submission(session, service, data, filename="a", channel="email")
+        thread = threading.Thread(target=portal)
+        thread.start()
+        _wait_until_blocked(service, [thread], waiting=1)
+    thread.join(timeout=30)
+    assert not errors and not thread.is_alive()
+    assert first.created and not second[0].created
+    assert second[0].submission_id == first.submission_id
+    assert second[0].sha256 == first.sha256
+    assert count(service, m.Submission) == 1 and count(service, m.StoredFile) >= 1
+    with session_scope(service) as session:
+        assert session.get(m.Submission, first.submission_id).channel == "email"
 
 
 class Crash(BaseException):

@@ -98,7 +98,7 @@ def submit_file(
 ) -> tuple[IngestOutcome, bool]:
     """Record (committed first), then ingest: the intake without receipts or events."""
     with session_scope(settings) as session:
-        submission, created = record_submission(
+        recorded = record_submission(
             session,
             settings,
             data,
@@ -107,6 +107,5 @@ def submit_file(
             channel=channel,
             expected_state=state,
         )
-        submission_id = submission.id
     with session_scope(settings) as session:
-        return ingest_submission(session, settings, submission_id), created
+        return ingest_submission(session, settings, recorded.submission_id), recorded.created
