@@ -29,6 +29,17 @@ def activities_of(session: Session, instrument: m.Instrument) -> list[m.Activity
     )
 
 
+def activity_codes(session: Session, instrument: m.Instrument) -> list[str]:
+    """The programme's codes in order (columns only: validation runs once per return)."""
+    return list(
+        session.scalars(
+            select(m.Activity.code)
+            .filter_by(instrument_id=instrument.id)
+            .order_by(m.Activity.position)
+        )
+    )
+
+
 def form_context(session: Session, settings: Settings, cycle: m.ReportingCycle) -> FormContext:
     instrument = cycle.instrument
     return FormContext(
@@ -36,7 +47,7 @@ def form_context(session: Session, settings: Settings, cycle: m.ReportingCycle) 
         period_start=cycle.period_start,
         period_end=cycle.period_end,
         species=species_of(instrument),
-        activities=[a.code for a in activities_of(session, instrument)],
+        activities=activity_codes(session, instrument),
     )
 
 

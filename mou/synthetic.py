@@ -980,7 +980,7 @@ def synthetic_return(
     from mou import models as m
     from mou.cycles import get_cycle, state_by_code
     from mou.database import session_scope
-    from mou.form_context import activities_of, species_of, template_for
+    from mou.form_context import activity_codes, species_of, template_for
     from mou.forms import load_form
 
     with session_scope(settings) as session:
@@ -999,7 +999,7 @@ def synthetic_return(
             language,
             rng,
             species=species_of(cycle.instrument),
-            activities=[a.code for a in activities_of(session, cycle.instrument)],
+            activities=activity_codes(session, cycle.instrument),
             period_end=cycle.period_end,
             submitted=submitted,
             state_name=state.name.get(language) or state.name["en"],
