@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import procstat
 from benchmarks.read_validate import _cpu
 from benchmarks.summary import Figure, record
 
@@ -50,96 +51,9 @@ LOGS = Path(tempfile.gettempdir()) / "mou-distributed-logs"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 BIN = Path(sys.executable).parent
-TICK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 POOL = "mou"
 CYCLES = (("bukhara-deer", "2025-2026"), ("cami", "2024-2026"))
 IN_FLIGHT = {"PENDING", "RUNNING", "CANCELLING"}
-
-
-# --- processes, read from /proc ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Proc:
-    pid: int
-    ppid: int
-    start: int  # clock ticks after boot: with the pid, names the process
-    own: float  # utime + stime, seconds
-    reaped: float  # cutime + cstime: children that ended and were waited for
-    comm: str
-
-
-def _proc(pid: int) -> Proc | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    comm = text[text.index("(") + 1 : text.rindex(")")]
-    fields = text[text.rindex(")") + 2 :].split()
-    # fields[0] is field 3 (state): ppid 4, utime 14, stime 15, cutime 16, cstime 17, start 22
-    return Proc(
-        pid,
-        int(fields[1]),
-        int(fields[19]),
-        (int(fields[11]) + int(fields[12])) / TICK,
-        (int(fields[13]) + int(fields[14])) / TICK,
-        comm,
-    )
-
-
-def _table() -> dict[int, Proc]:
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            proc = _proc(int(entry))
-            if proc is not None:
-                table[proc.pid] = proc
-    return table
-
-
-def _children(table: dict[int, Proc]) -> dict[int, list[int]]:
-    children: dict[int, list[int]] = defaultdict(list)
-    for proc in table.values():
-        children[proc.ppid].append(proc.pid)
-    return children
-
-
-def _subtree(pid: int, children: dict[int, list[int]]) -> list[int]:
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(children.get(current, []))
-    return found
-
-
-def _tree_cpu(pid: int, table: dict[int, Proc], children: dict[int, list[int]]) -> float:
-    """CPU seconds of a process, of its live descendants and of every child it reaped."""
-    return sum(table[p].own + table[p].reaped for p in _subtree(pid, children) if p in table)
-
-
-def _machine_busy() -> float:
-    """CPU seconds the whole machine spent not idle since boot (all cores)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    return (sum(values[:8]) - idle) / TICK
-
-
-def _postmaster(table: dict[int, Proc]) -> int | None:
-    for proc in table.values():
-        parent = table.get(proc.ppid)
-        if proc.comm == "postgres" and (parent is None or parent.comm != "postgres"):
-            return proc.pid
-    return None
-
-
-def _rss(pid: int) -> int:
-    """Resident memory of a process in bytes (0 when it is gone)."""
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def _read(path: str) -> bytes:
@@ -181,8 +95,8 @@ class Sampler(threading.Thread):
 
     def sample(self) -> None:
         now = time.monotonic()
-        table = _table()
-        children = _children(table)
+        table = procstat.table()
+        children = procstat.children(table)
         alive = 0
         for name, worker_pid in self.workers.items():
             for pid in children.get(worker_pid, []):
@@ -193,8 +107,10 @@ class Sampler(threading.Thread):
                 alive += 1
                 seen = self.runs.setdefault((pid, proc.start), RunProcess(name, now))
                 seen.last = now
-                seen.cpu = _tree_cpu(pid, table, children)
-                seen.rss = max(seen.rss, sum(_rss(p) for p in _subtree(pid, children)))
+                seen.cpu = procstat.tree_cpu(pid, table, children)
+                seen.rss = max(
+                    seen.rss, sum(procstat.rss(p) for p in procstat.subtree(pid, children))
+                )
                 if b"_workspace_supervisor" in cmdline:
                     seen.supervisor_cpu = seen.cpu
                 elif not seen.flow_run_id:
@@ -238,12 +154,12 @@ class Cluster:
     def stop(self) -> None:
         """Workers first, then the server: SIGTERM to each session, SIGKILL after 30 s; then
         any descendant left (flow-run processes run in sessions of their own)."""
-        table = _table()
-        children = _children(table)
+        table = procstat.table()
+        children = procstat.children(table)
         left = {
             (pid, table[pid].start)
             for process in self.processes.values()
-            for pid in _subtree(process.pid, children)
+            for pid in procstat.subtree(process.pid, children)
             if pid in table and pid != process.pid
         }
         for _name, process in reversed(list(self.processes.items())):
@@ -258,14 +174,14 @@ class Cluster:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         process.wait(timeout=10)
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            alive = [(p, s) for p, s in left if (proc := _proc(p)) and proc.start == s]
+            alive = [(p, s) for p, s in left if (proc := procstat.read(p)) and proc.start == s]
             for pid, _ in alive:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
             deadline = time.monotonic() + 10
             while alive and time.monotonic() < deadline:
                 time.sleep(0.2)
-                alive = [(p, s) for p, s in alive if (proc := _proc(p)) and proc.start == s]
+                alive = [(p, s) for p, s in alive if (proc := procstat.read(p)) and proc.start == s]
 
 
 # --- SMTP sink ------------------------------------------------------------------------------
@@ -389,22 +305,22 @@ def _in_flight(api: str) -> list[dict[str, Any]]:
 
 
 def _cpu_snapshot(cluster: Cluster) -> dict[str, float]:
-    table = _table()
-    children = _children(table)
-    snapshot: dict[str, float] = {"wall": time.monotonic(), "machine": _machine_busy()}
+    table = procstat.table()
+    children = procstat.children(table)
+    snapshot: dict[str, float] = {"wall": time.monotonic(), "machine": procstat.machine_busy()}
     server = cluster.processes["server"].pid
-    snapshot["Prefect server"] = _tree_cpu(server, table, children)
+    snapshot["Prefect server"] = procstat.tree_cpu(server, table, children)
     snapshot["workers"] = 0.0
     snapshot["flow-run processes"] = 0.0
     for name, process in cluster.processes.items():
         if name.startswith("worker") and process.pid in table:
             snapshot["workers"] += table[process.pid].own
             snapshot["flow-run processes"] += (
-                _tree_cpu(process.pid, table, children) - table[process.pid].own
+                procstat.tree_cpu(process.pid, table, children) - table[process.pid].own
             )
-    postmaster = _postmaster(table)
+    postmaster = procstat.postmaster(table)
     snapshot["PostgreSQL (whole server)"] = (
-        _tree_cpu(postmaster, table, children) if postmaster else 0.0
+        procstat.tree_cpu(postmaster, table, children) if postmaster else 0.0
     )
     times = os.times()
     snapshot["this benchmark process"] = times.user + times.system
