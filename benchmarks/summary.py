@@ -90,7 +90,13 @@ def write_table() -> Path:
                 f"| {figure['measure']} | {figure['result']} | {figure['target'] or '—'} |"
                 f" {status} | [{entry['benchmark']}]({entry['details']}) |"
             )
-        other = "" if entry["machine"] == here else f"; machine: {entry['machine']}"
+        there = entry["machine"]
+        other = (
+            ""
+            if there == here
+            else f"; **another machine**: {there['cpu']}, Python {there['python']},"
+            f" {there['libraries']}"
+        )
         sources.append(
             f"- `{entry['command']}`: {entry['date']}, load average {entry['load_average_1min']}"
             f"{other}"
