@@ -7,7 +7,9 @@ stored values). Once on embedded SQLite, once on PostgreSQL (a database created 
 and dropped after). The baseline, in the same run and over the same files: a bare openpyxl
 read-only pass over the named cells (as in benchmarks/read_validate.py), `Pool(2)`.
 Memory: VmRSS / VmHWM of each worker and of its sandbox child, read from /proc after the
-first files and at the end (flat means no growth with the number of files).
+first files and at the end (flat means no growth with the number of files). CPU seconds too,
+steadier than wall time on a shared machine: the workers with their sandbox children and the
+database server, against the baseline pool's processes.
 """
 
 from __future__ import annotations
@@ -57,11 +59,24 @@ def _reaped_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _postgres_cpu() -> float:
-    """CPU seconds of the whole PostgreSQL server so far (backends that ended included)."""
+def _postgres_cpu(settings: Any) -> float:
+    """CPU seconds so far of the PostgreSQL server holding the project database (all of it,
+    backends that ended included); 0 on SQLite."""
+    from sqlalchemy import text
+
+    from mou.database import get_engine
+
+    engine = get_engine(settings)
+    if engine.dialect.name != "postgresql":
+        return 0.0
+    with engine.connect() as connection:
+        backend = connection.scalar(text("select pg_backend_pid()"))
+    # This server's postmaster is the parent of our backend (another cluster is not counted).
+    proc = procstat.read(backend)
+    if proc is None:  # a server in another PID namespace: cannot be measured from here
+        return 0.0
     table = procstat.table()
-    postmaster = procstat.postmaster(table)
-    return procstat.tree_cpu(postmaster, table, procstat.children(table)) if postmaster else 0.0
+    return procstat.tree_cpu(proc.ppid, table, procstat.children(table))
 
 
 def _generate(settings: Any, cycle_id: int, count: int, folder: Path) -> list[Path]:
@@ -161,7 +176,7 @@ def _intake(settings: Any, paths: list[Path]) -> dict[str, Any]:
         )
         for _ in range(WORKERS)
     ]
-    reaped, server = _reaped_cpu(), _postgres_cpu()
+    reaped, server = _reaped_cpu(), _postgres_cpu(settings)
     start = time.perf_counter()
     for worker in workers:
         worker.start()
@@ -170,7 +185,7 @@ def _intake(settings: Any, paths: list[Path]) -> dict[str, Any]:
     for worker in workers:
         worker.join()
     # Workers and their sandbox children have all been waited for now.
-    cpu = {"workers": _reaped_cpu() - reaped, "PostgreSQL": _postgres_cpu() - server}
+    cpu = {"workers": _reaped_cpu() - reaped, "PostgreSQL": _postgres_cpu(settings) - server}
     statuses: Counter[str] = Counter()
     for report in reports:
         statuses.update(report["statuses"])

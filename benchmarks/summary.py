@@ -94,8 +94,8 @@ def write_table() -> Path:
         other = (
             ""
             if there == here
-            else f"; **another machine**: {there['cpu']}, Python {there['python']},"
-            f" {there['libraries']}"
+            else f"; **another machine**: {there['cpu']}, {there['system']}, Python"
+            f" {there['python']}, {there['libraries']}"
         )
         sources.append(
             f"- `{entry['command']}`: {entry['date']}, load average {entry['load_average_1min']}"

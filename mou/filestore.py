@@ -49,9 +49,7 @@ def store(session: Session, files_dir: Path, data: bytes) -> str:
     """
     digest = write_bytes(files_dir, data)
     session.execute(
-        insert_unless_present(session, m.StoredFile, "sha256").values(
-            sha256=digest, size=len(data), stored_at=m.utcnow()
-        )
+        insert_unless_present(session, m.StoredFile, "sha256").values(sha256=digest, size=len(data))
     )
     return digest
 

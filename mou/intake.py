@@ -104,8 +104,9 @@ def record_submission(
     ).scalar_one_or_none()
     if submission_id is not None:
         return Recorded(submission_id, sha256, True)
-    first = session.scalar(select(m.Submission.id).filter_by(file_sha256=sha256))
-    assert first is not None  # the conflict was on this very row
+    # The conflict was on this very row. (On PostgreSQL the attempt used up a sequence value:
+    # ids have gaps, which no user sees.)
+    first = session.scalars(select(m.Submission.id).filter_by(file_sha256=sha256)).one()
     return Recorded(first, sha256, False)
 
 
@@ -427,6 +428,7 @@ def _store_answers(
         )
     if rows:
         # Straight to the connection: the ORM's bulk layer cost more than the insert itself.
+        # (No autoflush there: every write of the decision above is a Core statement too.)
         session.connection().execute(insert(m.Answer.__table__), rows)
     # The latest *received* accepted return counts, whatever order they were decided in.
     current = (

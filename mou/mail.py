@@ -144,9 +144,11 @@ def enqueue_message(
             # anything is read, so a concurrent writer is waited for, not a stale snapshot.
             session.add(row)
             session.flush()
-            for attachment in attachments:
-                # Bytes another transaction records at the same moment are no conflict.
-                filestore.store(session, settings.files_dir, attachment.data)
+            # Bytes another transaction records at the same moment are no conflict; in one
+            # order (by digest) so that two such transactions never wait for each other.
+            files = {d["sha256"]: a.data for d, a in zip(described, attachments, strict=True)}
+            for digest in sorted(files):
+                filestore.store(session, settings.files_dir, files[digest])
     except IntegrityError:
         existing = _by_key(session, key)
         if existing is None:
