@@ -46,7 +46,7 @@ def _run_service(settings: Settings, api_url: str) -> None:
     from mou.protocol import InlineIngest
 
     # Drops and uploads are decided here at once (seconds, not a flow-run start); the
-    # ingest-submission deployment's trigger serves `mou submit` and other processes.
+    # ingest-submission deployment's trigger serves returns that other processes record.
     stop_portal = serve_portal_in_thread(settings, ingest="thread")
     print(f"Portal:         {settings.portal_base_url or stop_portal.url}", flush=True)
     if settings.secretariat_token:

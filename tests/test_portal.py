@@ -110,7 +110,7 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         yield Env(settings, cycle_id, closed, TestClient(app), apps)
     finally:
         for app in apps:  # background receipts finish before the database goes
-            app.state.portal.pool.shutdown(wait=True)
+            app.state.portal.inline.close()
         if admin_url and url:
             drop_postgres_database(admin_url, url)
         elif url:

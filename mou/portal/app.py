@@ -11,11 +11,9 @@ apart from the service with an API configured.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -62,14 +60,12 @@ from mou.portal.security import (
 from mou.protocol import (
     INGEST_INLINE,
     INGEST_QUEUED,
-    process_submission,
+    InlineIngest,
     receive_file,
     reports_folder,
 )
 from mou.settings import Settings
 from mou.status import cycle_status
-
-log = logging.getLogger(__name__)
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the CSRF field
 MAX_ID = 2**31 - 1
@@ -223,7 +219,7 @@ def _submission_out(view: pages.SubmissionView) -> SubmissionOut:
 
 
 class Portal:
-    """State shared by the routes: settings, templates, the ingest pool, the login throttle."""
+    """State shared by the routes: settings, templates, the inline ingest, the login throttle."""
 
     def __init__(self, settings: Settings, ingest: IngestMode) -> None:
         self.settings = settings
@@ -234,7 +230,7 @@ class Portal:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="portal-ingest")
+        self.inline = InlineIngest(settings)
         self.throttle = LoginThrottle()
 
     # language and texts
@@ -386,13 +382,8 @@ class Portal:
         return not events.api_configured()
 
     def start_ingest(self, submission_id: int) -> None:
-        self.pool.submit(self._ingest, submission_id)
-
-    def _ingest(self, submission_id: int) -> None:
-        try:
-            process_submission(self.settings, submission_id)
-        except Exception:  # the sweep decides it later; the page keeps saying "being checked"
-            log.exception("portal: ingest of submission %s failed", submission_id)
+        # A failure is logged there and left to the sweep; the page keeps saying "being checked".
+        self.inline.submit(submission_id)
 
     # dashboard
     def dashboard_session(self, request: Request) -> str | None:
@@ -415,7 +406,7 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         yield
-        portal.pool.shutdown(wait=False)
+        await run_in_threadpool(portal.inline.close)
 
     app = FastAPI(
         title="MoU reporting portal",

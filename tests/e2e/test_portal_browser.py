@@ -91,7 +91,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
         yield Portal(settings, server, cycle_id)
     finally:
         server()
-        server.server.config.app.state.portal.pool.shutdown(wait=True)
+        server.server.config.app.state.portal.inline.close()
         engine_for.cache_clear()
 
 
