@@ -5,8 +5,8 @@ port, analytics off), the project database on PostgreSQL (likewise), the deploym
 prefect.yaml deployed to a `process` work pool with `prefect deploy --all`, two
 `prefect worker start --pool mou` processes, and an SMTP sink (aiosmtpd) as the relay.
 Then N distinct filled returns (Bukhara deer and CAMI, the states' templates filled by
-`mou.synthetic`, several versions per state, every tenth one spoilt by typical errors) are
-recorded and announced with `mou.protocol.receive_file`, as the inbox, the mail reader and
+`mou.demo.synthetic`, several versions per state, every tenth one spoilt by typical errors) are
+recorded and announced with `mou.service.protocol.receive_file`, as the inbox, the mail reader and
 the portal do: one `mou.submission.received` event each. The clock runs until every
 submission is decided, then until every receipt reached the SMTP sink and no flow run is in
 flight. Checked: one decision per submission, versions 1..n per (cycle, state), one current
@@ -372,10 +372,12 @@ def mark(name):
 import prefect.engine
 sys.path.insert(0, os.environ["MOU_PROJECT_ROOT"])
 from flows.ingest_submission import ingest_submission_flow
-from mou.database import session_scope
-from mou.intake import ingest_submission, record_submission, sandbox_limits
-from mou.mail import deliver_pending
-from mou.receipts import enqueue_receipt
+from mou.store.database import session_scope
+from mou.intake.decide import ingest_submission
+from mou.intake.decide import record_submission
+from mou.intake.decide import sandbox_limits
+from mou.mail.outbox import deliver_pending
+from mou.intake.receipts import enqueue_receipt
 from mou.settings import get_settings
 from mou.workbook.sandbox import default_sandbox
 settings = get_settings()
@@ -448,9 +450,9 @@ def _generate(settings: Any, cycles: dict[str, int], count: int, errors_every: i
     several versions; every `errors_every`-th return carries two typical errors."""
     from sqlalchemy import select
 
-    from mou import models as m
-    from mou.database import session_scope
-    from mou.synthetic import synthetic_return
+    from mou.demo.synthetic import synthetic_return
+    from mou.store import models as m
+    from mou.store.database import session_scope
 
     pairs = []
     with session_scope(settings) as session:
@@ -549,10 +551,10 @@ def _cli(args: list[str], env: dict[str, str], log: Path) -> float:
 
 
 def _run(tmp: Path, run: Run, timeout: float, errors_every: int) -> None:
-    from mou.database import engine_for
-    from mou.protocol import open_and_dispatch
+    from mou.catalogue.bootstrap import prepare_database
+    from mou.service.protocol import open_and_dispatch
     from mou.settings import Settings
-    from mou.setup import prepare_database
+    from mou.store.database import engine_for
 
     tag = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
     prefect_db, project_db = f"mou_bench_prefect_{tag}", f"mou_bench_project_{tag}"
@@ -627,10 +629,10 @@ def _drain(
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from sqlalchemy import func, select
 
-    from mou import models as m
-    from mou.database import session_scope
-    from mou.prefect_server import wait_healthy
-    from mou.protocol import receive_file
+    from mou.service.prefect_server import wait_healthy
+    from mou.service.protocol import receive_file
+    from mou.store import models as m
+    from mou.store.database import session_scope
 
     api = f"http://127.0.0.1:{port}/api"
     started = time.perf_counter()
@@ -748,8 +750,8 @@ def _collect(
     """Everything the report needs, from the project database and the Prefect API."""
     from sqlalchemy import func, select
 
-    from mou import models as m
-    from mou.database import session_scope
+    from mou.store import models as m
+    from mou.store.database import session_scope
 
     with session_scope(settings) as session:
         subs = session.scalars(select(m.Submission).order_by(m.Submission.id)).all()
@@ -1147,18 +1149,18 @@ def _report(runs: list[Run], load_start: tuple, load_end: tuple, args: argparse.
     return f"""# Distributed benchmark: two process workers on PostgreSQL
 
 {run.count} distinct filled returns (Bukhara deer 2025-2026 and CAMI 2024-2026: the templates
-each range state received, filled by `mou.synthetic`, round robin over the 19 (cycle, state)
+each range state received, filled by `mou.demo.synthetic`, round robin over the 19 (cycle, state)
 pairs so every state sends several versions and each new one supersedes the last; every
 {args.errors_every}th one spoilt by two typical errors, so rejected; median
 {f.get("size", 0) / 1024:.0f} KiB) recorded and announced at once with
-`mou.protocol.receive_file` (as the inbox, the mail reader and the portal do: the row is
+`mou.service.protocol.receive_file` (as the inbox, the mail reader and the portal do: the row is
 committed, then one `mou.submission.received` event), then drained by the deployments of
 prefect.yaml (`prefect deploy --all`) on a `process` work pool served by two
 `prefect worker start --pool mou`. Prefect server and project database on PostgreSQL
 {_pg_version()} (127.0.0.1, same machine, two databases created for the run and dropped
 after); receipts to an SMTP sink (aiosmtpd). Produced by `{command}`.
 
-Workers: {_configuration(run)}. The poll of 1 s is what `mou.prefect_server` and
+Workers: {_configuration(run)}. The poll of 1 s is what `mou.service.prefect_server` and
 tests/e2e/test_distributed.py give their workers (Prefect's default is 10 s); the limit keeps
 a burst from starting a process per run at once (see below).
 {errors}
@@ -1320,7 +1322,7 @@ What would raise it, most first:
    does, until none is left), with the ingest-submission deployment given a concurrency limit
    and CANCEL_NEW as consolidate-cycle has, so the surplus runs of a burst are cancelled by
    the server before any process starts (the Cancelled consolidate-cycle runs above cost no
-   process). The conditional update in `mou.intake._decide` already makes two deciders safe;
+   process). The conditional update in `mou.intake.decide._decide` already makes two deciders safe;
    the sweep covers a return whose run was cancelled just as the last drainer finished. Per
    return the cost would fall towards its own work ({work:.2f} CPU-seconds here; see
    benchmarks/RESULTS-intake.md for the read, validate and decide path without Prefect).

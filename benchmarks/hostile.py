@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = 1 if args.small else args.runs
     os.chdir(ROOT)  # the corpus builders read forms/ relative to the project
 
-    from mou.database import session_scope
-    from mou.intake import ingest_submission, record_submission, sandbox_limits
+    from mou.intake.decide import ingest_submission, record_submission, sandbox_limits
     from mou.settings import Settings
+    from mou.store.database import session_scope
     from tests.test_hostile import CORPUS
     from tests.test_workbook import open_test_cycles
 
@@ -177,7 +177,7 @@ def _report(
         f" {r['status']}{'' if r['status'] == r['expected'] else ' (unexpected)'} |"
         for r in sorted(rows, key=lambda r: -max(r["parse"], r["whole"]))
     )
-    versions = ", ".join(f"{n} {version(n)}" for n in ("openpyxl", "defusedxml", "sqlalchemy"))
+    versions = ", ".join(f"{n} {version(n)}" for n in ("openpyxl", "sqlalchemy"))
     command = "--small" if args.small else f"--runs {runs}"
     return f"""# Hostile files benchmark
 

@@ -64,7 +64,7 @@ def _postgres_cpu(settings: Any) -> float:
     backends that ended included); 0 on SQLite."""
     from sqlalchemy import text
 
-    from mou.database import get_engine
+    from mou.store.database import get_engine
 
     engine = get_engine(settings)
     if engine.dialect.name != "postgresql":
@@ -80,13 +80,13 @@ def _postgres_cpu(settings: Any) -> float:
 
 
 def _generate(settings: Any, cycle_id: int, count: int, folder: Path) -> list[Path]:
-    """`count` distinct valid returns: a template per range state filled with mou.synthetic,
+    """`count` distinct valid returns: a template per range state filled with mou.demo.synthetic,
     one site's count (and the national total with it) varied so that no two files are equal."""
-    from mou.database import session_scope
-    from mou.form_context import template_for
+    from mou.cycle.context import template_for
+    from mou.demo.synthetic import fill_workbook, synthetic_return
     from mou.forms import load_form
-    from mou.models import ReportRequest
-    from mou.synthetic import fill_workbook, synthetic_return
+    from mou.store.database import session_scope
+    from mou.store.models import ReportRequest
 
     form = load_form(settings.forms_dir, "bukhara-deer")
     bases = []
@@ -120,9 +120,9 @@ def _generate(settings: Any, cycle_id: int, count: int, folder: Path) -> list[Pa
 def _worker(var_dir: str, database_url: str, paths: list[str], counter: Any, results: Any) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from mou.database import session_scope
-    from mou.intake import ingest_submission, record_submission, sandbox_limits
+    from mou.intake.decide import ingest_submission, record_submission, sandbox_limits
     from mou.settings import Settings
+    from mou.store.database import session_scope
     from mou.workbook.sandbox import default_sandbox
 
     settings = Settings(var_dir=Path(var_dir), database_url=database_url)
@@ -218,8 +218,8 @@ def _baseline_file(path: str) -> int:
 def _stored(settings: Any) -> dict[str, int]:
     from sqlalchemy import func, select
 
-    from mou import models as m
-    from mou.database import session_scope
+    from mou.store import models as m
+    from mou.store.database import session_scope
 
     with session_scope(settings) as session:
         rows = session.execute(
@@ -244,9 +244,9 @@ def _drop_pg(name: str) -> None:
 
 
 def _run_backend(tmp: Path, backend: str, count: int) -> dict[str, Any]:
-    from mou.protocol import open_and_dispatch
+    from mou.catalogue.bootstrap import prepare_database
+    from mou.service.protocol import open_and_dispatch
     from mou.settings import Settings
-    from mou.setup import prepare_database
 
     pg_name = f"mou_bench_intake_{os.getpid()}"
     url = "" if backend == "SQLite" else f"{PG_SERVER}/{pg_name}"
@@ -408,7 +408,7 @@ def _report(
     flat = growth <= 20 * 1024
     any_r = next(iter(results.values()))
     versions = ", ".join(
-        f"{name} {version(name)}" for name in ("openpyxl", "defusedxml", "sqlalchemy", "psycopg")
+        f"{name} {version(name)}" for name in ("openpyxl", "sqlalchemy", "psycopg")
     )
     with_count = "" if count == 2600 else f" --count {count}"
     command = "--small" if args.small else with_count.strip()
@@ -422,7 +422,7 @@ def _report(
         f"""# Bulk intake benchmark
 
 {count} filled Bukhara deer returns (the five range states' templates filled by
-`mou.synthetic`, one site count and the national total varied so every file's bytes differ;
+`mou.demo.synthetic`, one site count and the national total varied so every file's bytes differ;
 median {any_r["size"] / 1024:.0f} KiB), recorded, read in the sandbox, validated and stored:
 `record_submission` + `ingest_submission` per file, no receipts or events, by {WORKERS} worker
 processes (each with its own sandbox child) taking files from a shared list.

@@ -86,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     drops = 5 if args.small else args.drops
 
-    from mou import models as m
-    from mou.database import session_scope
-    from mou.mail import eml_filename
-    from mou.protocol import open_and_dispatch
-    from mou.receipts import receipt_key
+    from mou.catalogue.bootstrap import prepare_database
+    from mou.demo.synthetic import synthetic_return
+    from mou.intake.receipts import receipt_key
+    from mou.mail.outbox import eml_filename
+    from mou.service.protocol import open_and_dispatch
     from mou.settings import Settings
-    from mou.setup import prepare_database
-    from mou.synthetic import synthetic_return
+    from mou.store import models as m
+    from mou.store.database import session_scope
 
     load_start = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []

@@ -56,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args(argv)
 
-    from mou.database import session_scope
-    from mou.form_context import form_context
-    from mou.forms.messages import Messages
-    from mou.intake import identify, sandbox_limits
-    from mou.protocol import open_and_dispatch
+    from mou.catalogue.bootstrap import prepare_database
+    from mou.cycle.context import form_context
+    from mou.demo.synthetic import synthetic_return
+    from mou.i18n.texts import Messages
+    from mou.intake.decide import identify, sandbox_limits
+    from mou.service.protocol import open_and_dispatch
     from mou.settings import Settings
-    from mou.setup import prepare_database
-    from mou.synthetic import synthetic_return
+    from mou.store.database import session_scope
     from mou.workbook.extract import extract
     from mou.workbook.sandbox import Sandbox
     from mou.workbook.validate import validate
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         ).cycle_id
         data = synthetic_return(settings, cycle_id, "UZ", random.Random(1)).data
         with session_scope(settings) as session:
-            from mou import models as m
+            from mou.store import models as m
 
             context = form_context(session, settings, session.get(m.ReportingCycle, cycle_id))
         messages = Messages(settings.forms_dir, "ru")
@@ -125,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             f" {median['in_process'] / median['baseline']:.2f}× |",
         ]
     )
-    versions = f"openpyxl {version('openpyxl')}, defusedxml {version('defusedxml')}"
+    versions = f"openpyxl {version('openpyxl')}"
     text = f"""# Read + validate benchmark
 
 One filled Bukhara deer return (Uzbekistan, Russian template, {len(data) // 1024} KiB, produced
-by `mou.synthetic`), read and validated {args.runs} times, interleaved with the baseline.
+by `mou.demo.synthetic`), read and validated {args.runs} times, interleaved with the baseline.
 Produced by `python -m benchmarks.read_validate --runs {args.runs}` (part of `make bench`).
 
 | measure | median | vs baseline |

@@ -113,12 +113,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from weasyprint import HTML
 
-    from mou.consolidate import consolidate
-    from mou.database import engine_for, session_scope
-    from mou.reports import AssetFetcher, progress_summary_html, render_progress_summary
-    from mou.reports.render import reports_dir
+    from mou.catalogue.bootstrap import prepare_database
+    from mou.documents.assets import AssetFetcher
+    from mou.reporting.consolidation import consolidate
+    from mou.reporting.render import progress_summary_html, render_progress_summary, reports_dir
     from mou.settings import Settings
-    from mou.setup import prepare_database
+    from mou.store.database import engine_for, session_scope
     from tests import builders
 
     with tempfile.TemporaryDirectory() as directory:

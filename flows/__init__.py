@@ -1,1 +1,1 @@
-"""Prefect flows of the MoU reporting service: thin wrappers around ``mou.protocol``."""
+"""Prefect flows of the MoU reporting service: thin wrappers around ``mou.service.protocol``."""

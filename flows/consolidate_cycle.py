@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from mou.protocol import consolidate_and_render
+from mou.service.protocol import consolidate_and_render
 from mou.settings import get_settings
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from mou.protocol import process_submission
+from mou.service.protocol import process_submission
 from mou.settings import get_settings
 
 

@@ -7,8 +7,8 @@ import datetime as dt
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from mou.protocol import open_and_dispatch
-from mou.schedule import cycle_for_run
+from mou.cycle.schedule import cycle_for_run
+from mou.service.protocol import open_and_dispatch
 from mou.settings import get_settings
 
 

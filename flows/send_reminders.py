@@ -1,4 +1,4 @@
-"""send-reminders: the daily reminder round (rules in mou.reminders)."""
+"""send-reminders: the daily reminder round (rules in mou.cycle.reminders)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 from prefect import flow
 
-from mou.protocol import remind
+from mou.service.protocol import remind
 from mou.settings import get_settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from mou.protocol import sweep
+from mou.service.protocol import sweep
 from mou.settings import get_settings
 
 

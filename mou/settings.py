@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from mou.resources import data_root
 
 
 class Settings(BaseSettings):
@@ -16,8 +16,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MOU_", extra="ignore")
 
-    project_root: Path = PROJECT_ROOT
-    var_dir: Path = PROJECT_ROOT / "var"
+    # forms/, templates/, db/ and flows/: the checkout's, or the installed package's copies.
+    data_root: Path = Field(default_factory=data_root)
+    # The service's own files (database, stored returns, outbox): var/ where it is started.
+    var_dir: Path = Field(default_factory=lambda: Path.cwd() / "var")
     database_url: str = ""
     # Signs workbook identities and portal links. The embedded default is for local use only.
     secret: str = Field(default="embedded-development-secret-change-me", min_length=16)
@@ -53,15 +55,24 @@ class Settings(BaseSettings):
 
     @property
     def catalogue_dir(self) -> Path:
-        return self.project_root / "db" / "catalogue"
+        return self.data_root / "db" / "catalogue"
 
     @property
     def forms_dir(self) -> Path:
-        return self.project_root / "forms"
+        return self.data_root / "forms"
 
     @property
     def templates_dir(self) -> Path:
-        return self.project_root / "templates"
+        return self.data_root / "templates"
+
+    @property
+    def migrations_dir(self) -> Path:
+        return self.data_root / "db" / "migrations"
+
+    @property
+    def flows_parent(self) -> Path:
+        """The folder to put on ``sys.path`` so that ``import flows`` finds the flows."""
+        return self.data_root
 
     @property
     def files_dir(self) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mou import models as m
+from mou.store import models as m
 
 HOSTILE = (
     "Field teams report <script>alert(1)</script> near the reserve; "

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from mou.database import engine_for, session_scope
 from mou.settings import Settings
+from mou.store.database import engine_for, session_scope
 from tests.smtp_server import SmtpServer
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -89,7 +89,7 @@ def sqlite_settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def session(settings: Settings) -> Iterator[Session]:
-    from mou.setup import prepare_database
+    from mou.catalogue.bootstrap import prepare_database
 
     prepare_database(settings)
     with session_scope(settings) as session:

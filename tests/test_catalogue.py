@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, inspect, select
 
-from mou import models as m
-from mou.catalogue import activity_sort_key, describe, read_catalogue
-from mou.database import get_engine, session_scope
+from mou.catalogue.bootstrap import prepare_database
+from mou.catalogue.reference import activity_sort_key, describe, read_catalogue
 from mou.errors import Refused
 from mou.settings import Settings
-from mou.setup import prepare_database
+from mou.store import models as m
+from mou.store.database import get_engine, session_scope
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "db" / "catalogue"
 
@@ -159,7 +159,7 @@ def test_cli_malformed_catalogue_is_one_line_exit_1(tmp_path: Path, cli_env) -> 
     root = tmp_path / "project"
     shutil.copytree(CATALOGUE.parent.parent / "db", root / "db")
     (root / "db" / "catalogue" / "species.yaml").write_text("species: {not: [a list", "utf-8")
-    cli_env["MOU_PROJECT_ROOT"] = str(root)
+    cli_env["MOU_DATA_ROOT"] = str(root)
     result = _mou("db", "upgrade", env=cli_env)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

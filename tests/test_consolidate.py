@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mou import models as m
-from mou.consolidate import consolidate, latest_accepted, read_return
 from mou.errors import Refused
+from mou.reporting.consolidation import consolidate, latest_accepted, read_return
+from mou.store import models as m
 from tests import builders as b
 
 

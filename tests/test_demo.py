@@ -18,14 +18,14 @@ from email.utils import getaddresses
 import pytest
 from sqlalchemy import func, select
 
-from mou import models as m
-from mou.cycles import open_cycle
-from mou.database import session_scope
-from mou.demo import REMINDER_OFFSETS, SCENARIOS, DemoReport, run_demo
+from mou.catalogue.bootstrap import prepare_database
+from mou.cycle.opening import open_cycle
+from mou.cycle.reminders import step_due
+from mou.demo.run import REMINDER_OFFSETS, SCENARIOS, DemoReport, run_demo
 from mou.errors import Refused
-from mou.reminders import step_due
 from mou.settings import Settings
-from mou.setup import prepare_database
+from mou.store import models as m
+from mou.store.database import session_scope
 
 TODAY = dt.date(2027, 1, 15)  # the Bukhara Deer MoU's first scheduled request
 

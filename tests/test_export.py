@@ -12,9 +12,9 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mou import models as m
 from mou.errors import Refused
-from mou.export import export_cycle, is_formula_like, neutralise
+from mou.reporting.export import export_cycle, is_formula_like, neutralise
+from mou.store import models as m
 from tests import builders as b
 
 DANGEROUS = (

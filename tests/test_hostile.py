@@ -15,12 +15,12 @@ from msoffcrypto.format.ooxml import OOXMLFile
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
-from mou import filestore
-from mou import models as m
-from mou.cycles import open_cycle
-from mou.database import session_scope
-from mou.form_context import template_for
+from mou.cycle.context import template_for
+from mou.cycle.opening import open_cycle
 from mou.settings import Settings
+from mou.store import files as filestore
+from mou.store import models as m
+from mou.store.database import session_scope
 from mou.workbook.builder import TemplateContext, build_template
 from mou.workbook.identity import TemplateIdentity
 from tests.test_workbook import Env, bukhara_answers, open_test_cycles, template

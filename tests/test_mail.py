@@ -20,9 +20,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from mou import models as m
-from mou.database import session_scope
-from mou.mail import (
+from mou.mail.outbox import (
     MAX_ATTEMPTS,
     Attachment,
     DeliveryReport,
@@ -34,6 +32,8 @@ from mou.mail import (
     retry_delay,
 )
 from mou.settings import Settings
+from mou.store import models as m
+from mou.store.database import session_scope
 from tests.smtp_server import SmtpServer
 
 SUBJECT_RU = "Запрос национального отчёта: Бухарский олень, 2025–2026"
@@ -169,7 +169,7 @@ def test_enqueue_rolls_back_with_the_caller_and_waits_for_concurrent_writers(
     assert rows(session) == []
     assert session.scalar(select(func.count(m.StoredFile.sha256))) == 0
 
-    caplog.set_level(logging.DEBUG, logger="mou.mail")
+    caplog.set_level(logging.DEBUG, logger="mou.mail.outbox")
     shared = Attachment("Форма.xlsx", XLSX, b"the same template bytes")
     outcome: dict[str, tuple[int, bool]] = {}
     errors: list[BaseException] = []

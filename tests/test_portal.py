@@ -19,11 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mou import filestore
-from mou import models as m
-from mou.database import engine_for, session_scope
-from mou.portal.app import create_app, serve_portal_in_thread
-from mou.portal.links import (
+from mou.catalogue.bootstrap import prepare_database
+from mou.cycle.links import (
     ExpiredLink,
     InvalidLink,
     link_expiry,
@@ -32,9 +29,12 @@ from mou.portal.links import (
     request_email_paragraph,
     verify_portal_token,
 )
-from mou.protocol import open_and_dispatch, reports_folder
+from mou.portal.app import create_app, serve_portal_in_thread
+from mou.service.protocol import open_and_dispatch, reports_folder
 from mou.settings import Settings
-from mou.setup import prepare_database
+from mou.store import files as filestore
+from mou.store import models as m
+from mou.store.database import engine_for, session_scope
 from tests.conftest import drop_postgres_database, make_postgres_database
 from tests.test_protocol import filled_return
 
@@ -529,7 +529,7 @@ def test_no_stack_trace_reaches_a_user(env: Env, monkeypatch: pytest.MonkeyPatch
 def test_with_a_prefect_api_the_deployment_trigger_ingests(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mou import events
+    from mou.service import events
 
     emitted: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(events, "api_configured", lambda: True)

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mou import intake
-from mou import models as m
-from mou.database import session_scope
-from mou.form_context import template_for
-from mou.mail import deliver_pending
-from mou.protocol import open_and_dispatch, process_submission, receive_file, remind, sweep
+from mou.catalogue.bootstrap import prepare_database
+from mou.cycle.context import template_for
+from mou.intake import decide as intake
+from mou.mail.outbox import deliver_pending
+from mou.service.protocol import open_and_dispatch, process_submission, receive_file, remind, sweep
 from mou.settings import Settings
-from mou.setup import prepare_database
+from mou.store import models as m
+from mou.store.database import session_scope
 from tests.conftest import relay
 from tests.smtp_server import SmtpServer
 from tests.test_workbook import bukhara_answers
@@ -226,7 +226,7 @@ def test_ingest_killed_midway_then_rerun_decides_once(
 def test_sweep_sends_a_receipt_lost_between_decision_and_outbox(
     service: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mou.protocol
+    import mou.service.protocol
 
     cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
     submission_id, _ = receive_file(
@@ -239,7 +239,7 @@ def test_sweep_sends_a_receipt_lost_between_decision_and_outbox(
     def crash(*args, **kwargs):
         raise Crash
 
-    monkeypatch.setattr(mou.protocol, "enqueue_receipt", crash)
+    monkeypatch.setattr(mou.service.protocol, "enqueue_receipt", crash)
     with pytest.raises(Crash):
         process_submission(service, submission_id)
     monkeypatch.undo()
@@ -296,7 +296,7 @@ def test_a_late_first_reminder_run_sends_only_the_current_step(service: Settings
 
 
 def test_inbox_file_is_recorded_once_and_moved_aside(service: Settings) -> None:
-    from mou.inbox import InboxWatcher
+    from mou.service.inbox import InboxWatcher
 
     cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
     service.inbox_dir.mkdir(parents=True, exist_ok=True)
@@ -321,8 +321,8 @@ def test_inbox_file_is_recorded_once_and_moved_aside(service: Settings) -> None:
 def test_inbox_with_inline_ingest_decides_and_receipts_at_once(service: Settings) -> None:
     """`mou serve`'s watcher decides a drop in its own process; a second drop of the same
     bytes is recognised and decided nothing new."""
-    from mou.inbox import InboxWatcher
-    from mou.protocol import InlineIngest
+    from mou.service.inbox import InboxWatcher
+    from mou.service.protocol import InlineIngest
 
     cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
     service.inbox_dir.mkdir(parents=True, exist_ok=True)

@@ -28,26 +28,25 @@ from pypdf.generic import DictionaryObject
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mou import models as m
-from mou.consolidate import ConsolidatedCycle, consolidate, read_return
-from mou.database import engine_for, session_scope
+from mou.catalogue.bootstrap import prepare_database
+from mou.documents.assets import AssetFetcher, AssetRefused
+from mou.documents.letters import render_request_letter, request_letter_for
+from mou.documents.pdf import document_symbol, html_to_pdf, with_file_identifier
 from mou.errors import Refused
-from mou.reports import (
-    AssetFetcher,
-    AssetRefused,
-    Formatter,
-    document_symbol,
-    html_to_pdf,
+from mou.i18n.formatting import Formatter
+from mou.reporting import render
+from mou.reporting.consolidation import ConsolidatedCycle, consolidate, read_return
+from mou.reporting.render import (
+    Cell,
+    _Measure,
+    column_widths,
     progress_summary_html,
-    render,
     render_progress_summary,
-    render_request_letter,
     render_state_summary,
-    request_letter_for,
 )
-from mou.reports.render import Cell, _Measure, column_widths, with_file_identifier
 from mou.settings import Settings
-from mou.setup import prepare_database
+from mou.store import models as m
+from mou.store.database import engine_for, session_scope
 from tests import builders as b
 
 LANGUAGES = ("en", "ru", "fr")
@@ -348,6 +347,17 @@ def test_two_renders_are_identical(world: World) -> None:
     assert again == first
 
 
+def test_without_harfbuzz_subset_pdfs_are_refused_not_made_unreproducible(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fontTools, WeasyPrint's fallback subsetter, stamps fonts with the time of the render.
+    from weasyprint.text import ffi
+
+    monkeypatch.setattr(ffi, "harfbuzz_subset", None)
+    with pytest.raises(Refused, match="libharfbuzz-subset0"):
+        html_to_pdf("<html lang=en><title>x</title><p>x</p></html>", world.settings)
+
+
 def test_file_identifier_is_a_hash_of_the_html(world: World) -> None:
     html = progress_summary_html(world.bukhara, "en", world.settings)
     identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32]
@@ -529,7 +539,10 @@ def test_numbers_and_dates_per_language() -> None:
 
 def _extracted_ids() -> set[str]:
     ids: set[str] = set()
-    python = extract_from_dir(str(PROJECT / "mou" / "reports"), [("**.py", "python")])
+    python = [
+        *extract_from_dir(str(PROJECT / "mou" / "reporting"), [("**.py", "python")]),
+        *extract_from_dir(str(PROJECT / "mou" / "documents"), [("**.py", "python")]),
+    ]
     templates = extract_from_dir(
         str(REPORTS),
         [("**.html", "jinja2")],

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from prefect.client.schemas.schedules import RRuleSchedule
 
-from mou.deployments import CONSOLIDATE_TRIGGER, INGEST_TRIGGER
-from mou.schedule import cycle_for_run, cycle_rrule, instrument_entry, period_before
+from mou.cycle.schedule import cycle_for_run, cycle_rrule, instrument_entry, period_before
+from mou.service.deployments import CONSOLIDATE_TRIGGER, INGEST_TRIGGER
 from mou.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,13 +18,8 @@ from openpyxl import load_workbook
 from openpyxl.utils.cell import range_boundaries
 from sqlalchemy import select
 
-from mou import models as m
-from mou.catalogue import read_catalogue
-from mou.database import session_scope
-from mou.forms import load_form
-from mou.protocol import process_submission, receive_file
-from mou.settings import Settings
-from mou.synthetic import (
+from mou.catalogue.reference import read_catalogue
+from mou.demo.synthetic import (
     PROFILES,
     STATE_SPECIES,
     fill_workbook,
@@ -32,6 +27,11 @@ from mou.synthetic import (
     synthetic_return,
     with_errors,
 )
+from mou.forms import load_form
+from mou.service.protocol import process_submission, receive_file
+from mou.settings import Settings
+from mou.store import models as m
+from mou.store.database import session_scope
 from mou.workbook.layout import ROW_KEY_COLUMNS
 from tests.test_workbook import Env, open_test_cycles
 
@@ -232,7 +232,7 @@ def test_errors_are_typical_and_leave_the_original_alone() -> None:
 
 
 def test_fill_workbook_places_keyed_rows_by_their_code(world: World) -> None:
-    from mou.form_context import template_for
+    from mou.cycle.context import template_for
 
     with session_scope(world.settings) as session:
         template = template_for(session, world.settings, world.cami, "KG", "en")

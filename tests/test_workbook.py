@@ -13,13 +13,13 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from mou import models as m
-from mou.cycles import open_cycle
-from mou.database import session_scope
-from mou.form_context import template_for
+from mou.catalogue.bootstrap import prepare_database
+from mou.cycle.context import template_for
+from mou.cycle.opening import open_cycle
 from mou.forms import load_form
 from mou.settings import Settings
-from mou.setup import prepare_database
+from mou.store import models as m
+from mou.store.database import session_scope
 from tests.workbooks import fill, libreoffice_convert, submit_file
 
 BUKHARA_STATES = ["AF", "KZ", "TJ", "TM", "UZ"]

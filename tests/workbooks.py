@@ -14,9 +14,9 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.utils.cell import range_boundaries
 
-from mou.database import session_scope
-from mou.intake import IngestOutcome, ingest_submission, record_submission
+from mou.intake.decide import IngestOutcome, ingest_submission, record_submission
 from mou.settings import Settings
+from mou.store.database import session_scope
 from mou.workbook.layout import ROW_KEY_COLUMNS
 
 

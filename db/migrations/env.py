@@ -1,10 +1,10 @@
-"""Alembic environment: the engine comes from the service settings (mou.database)."""
+"""Alembic environment: the engine comes from the service settings (mou.store.database)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from mou.models import Base
+from mou.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -13,8 +13,8 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
     if engine is None:
-        from mou.database import get_engine
         from mou.settings import get_settings
+        from mou.store.database import get_engine
 
         engine = get_engine(get_settings())
     with engine.connect() as connection:

@@ -18,7 +18,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.setup import prepare_database
+    from mou.catalogue.bootstrap import prepare_database
 
     summary = prepare_database(settings)
     if args.json:
@@ -32,8 +32,8 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_catalogue(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.catalogue import describe
-    from mou.database import session_scope
+    from mou.catalogue.reference import describe
+    from mou.store.database import session_scope
 
     with session_scope(settings) as session:
         data = describe(session)
@@ -56,13 +56,14 @@ def cmd_catalogue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    from mou.serve import serve
+    from mou.portal.app import serve_portal_in_thread
+    from mou.service.serve import serve
 
-    return serve(settings)
+    return serve(settings, portal=serve_portal_in_thread)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.demo import run_demo
+    from mou.demo.run import run_demo
 
     with terminal_progress("demo", enabled=not args.json) as progress:
         report = run_demo(settings, today=args.today, progress=progress, workers=args.workers)

@@ -10,7 +10,7 @@ from mou.settings import Settings
 
 
 def cmd_cycle_open(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.protocol import open_and_dispatch
+    from mou.service.protocol import open_and_dispatch
 
     states = [s.strip() for s in args.states.split(",")] if args.states else None
     with terminal_progress("dispatching requests", enabled=not args.json) as progress:
@@ -47,7 +47,7 @@ def cmd_cycle_open(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
-    from mou.protocol import sweep
+    from mou.service.protocol import sweep
 
     with terminal_progress("sweeping", enabled=not args.json) as progress:
         report = sweep(

@@ -36,8 +36,8 @@ def cmd_form_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_template(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.database import session_scope
-    from mou.form_context import template_for
+    from mou.cycle.context import template_for
+    from mou.store.database import session_scope
 
     with session_scope(settings) as session:
         data = template_for(session, settings, args.cycle, args.state, args.lang)
@@ -65,7 +65,7 @@ def _issue(issue: Any) -> dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.protocol import INGEST_INLINE, process_submission, receive_file
+    from mou.service.protocol import INGEST_INLINE, process_submission, receive_file
 
     data = read_input_file(args.file, settings.max_upload_bytes)
     # Decided here, so the sender sees the outcome; no deployment run is needed for it.

@@ -11,8 +11,8 @@ from mou.settings import Settings
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.database import session_scope
-    from mou.status import cycle_status
+    from mou.cycle.standing import cycle_status
+    from mou.store.database import session_scope
 
     with session_scope(settings) as session:
         data = cycle_status(session, args.cycle)
@@ -39,9 +39,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from mou.consolidate import consolidate
-    from mou.database import session_scope
-    from mou.reports.render import render_progress_summary
+    from mou.reporting.consolidation import consolidate
+    from mou.reporting.render import render_progress_summary
+    from mou.store.database import session_scope
 
     if not args.output.lower().endswith(".pdf"):
         raise Refused(f"{args.output}: the report is a PDF; give a file name ending in .pdf")
@@ -55,8 +55,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from mou.database import session_scope
-    from mou.export import export_cycle
+    from mou.reporting.export import export_cycle
+    from mou.store.database import session_scope
 
     path = Path(args.output)
     if path.suffix.lower() not in (".xlsx", ".csv", ".json"):

@@ -2,12 +2,12 @@
 
 Public API: ``create_app``, ``serve_portal_in_thread`` (in ``mou.portal.app``), and
 ``portal_token``, ``verify_portal_token``, ``portal_link``, ``request_email_paragraph`` (in
-``mou.portal.links``). FastAPI is imported only by ``mou.portal.app``.
+``mou.cycle.links``). FastAPI is imported only by ``mou.portal.app``.
 """
 
 from __future__ import annotations
 
-from mou.portal.links import (
+from mou.cycle.links import (
     ExpiredLink,
     InvalidLink,
     PortalLink,

@@ -30,13 +30,13 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from mou import events, filestore
-from mou import models as m
-from mou.database import session_scope
+from mou.cycle.context import template_for
+from mou.cycle.links import ExpiredLink, InvalidLink, portal_link, verify_portal_token
+from mou.cycle.standing import cycle_status
 from mou.errors import Refused
-from mou.form_context import template_for
+from mou.i18n.languages import LANGUAGE_NAMES, pick
+from mou.i18n.texts import PortalTexts
 from mou.portal import pages
-from mou.portal.links import ExpiredLink, InvalidLink, portal_link, verify_portal_token
 from mou.portal.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -57,7 +57,8 @@ from mou.portal.security import (
     token_matches,
     valid_nonce,
 )
-from mou.protocol import (
+from mou.service import events
+from mou.service.protocol import (
     INGEST_INLINE,
     INGEST_QUEUED,
     InlineIngest,
@@ -65,7 +66,9 @@ from mou.protocol import (
     reports_folder,
 )
 from mou.settings import Settings
-from mou.status import cycle_status
+from mou.store import files as filestore
+from mou.store import models as m
+from mou.store.database import session_scope
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the CSRF field
 MAX_ID = 2**31 - 1
@@ -238,8 +241,8 @@ class Portal:
     def secretariat_token(self) -> str:
         return self.settings.secretariat_token
 
-    def texts(self, lang: str) -> pages.PortalTexts:
-        return pages.PortalTexts(self.settings.forms_dir, lang)
+    def texts(self, lang: str) -> PortalTexts:
+        return PortalTexts(self.settings.forms_dir, lang)
 
     def lang_of(self, request: Request, default: str = "en") -> str:
         wanted = request.query_params.get("lang")
@@ -251,7 +254,7 @@ class Portal:
         return [
             (
                 code,
-                pages.LANGUAGE_NAMES.get(code, code),
+                LANGUAGE_NAMES.get(code, code),
                 f"{request.url.path}?lang={code}",
                 code == lang,
             )
@@ -281,8 +284,8 @@ class Portal:
             contact=self.settings.mail_from,
             fmt_date=lambda day: pages.fmt_date(day, lang),
             fmt_moment=lambda moment: pages.fmt_moment(moment, lang),
-            name=lambda names: pages.translated(names, lang),
-            language_names=pages.LANGUAGE_NAMES,
+            name=lambda names: pick(names, lang),
+            language_names=LANGUAGE_NAMES,
             **context,
         )
         return HTMLResponse(html, status_code=status)
@@ -470,7 +473,7 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
             lang,
             status=status,
             link=link,
-            state_name=pages.translated(link.state_names, lang),
+            state_name=pick(link.state_names, lang),
             versions=versions,
             current=next((v for v in versions if v.current), None),
             csrf=csrf,
@@ -479,7 +482,7 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
             page_url=f"/r/{token}?lang={lang}",
             upload_url=f"/r/{token}/upload?lang={lang}",
             template_url=f"/r/{token}/template?lang={template_lang}",
-            template_language=pages.LANGUAGE_NAMES.get(template_lang, template_lang),
+            template_language=LANGUAGE_NAMES.get(template_lang, template_lang),
         )
         portal.set_csrf_cookie(response, request, fresh)
         return response
@@ -600,7 +603,7 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
             "submission.html",
             lang,
             link=link,
-            state_name=pages.translated(link.state_names, lang),
+            state_name=pick(link.state_names, lang),
             s=view,
             versions=versions,
             refresh=2 if view.kind == "checking" else None,
@@ -621,12 +624,12 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
         lang = link.request_language
         return LinkOut(
             instrument=link.instrument,
-            instrument_name=pages.translated(link.instrument_short, lang),
+            instrument_name=pick(link.instrument_short, lang),
             cycle_id=link.cycle_id,
             period=link.period,
             deadline=link.deadline,
             state=link.state,
-            state_name=pages.translated(link.state_names, lang),
+            state_name=pick(link.state_names, lang),
             language=lang,
             reference=link.reference,
             link_expires=link.expires,

@@ -8,77 +8,24 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-from babel.dates import format_date, format_datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from mou import models as m
-from mou.status import cycle_status
-
-FALLBACK = "en"
-LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "fr": "Français"}
-# Dates as the United Nations write them in English: 31 March 2027.
-BABEL_LOCALES = {"en": "en_GB"}
-
-
-@lru_cache(maxsize=4)
-def _portal_texts(path: Path) -> dict[str, dict[str, str]]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return data["portal"]
-
-
-class PortalTexts:
-    """The portal's fixed texts in one language, {placeholders} filled."""
-
-    def __init__(self, forms_dir: Path, language: str) -> None:
-        self._texts = _portal_texts(forms_dir / "_portal.yaml")
-        self.language = language
-
-    def get(self, key: str, **params: Any) -> str:
-        entry = self._texts[key]
-        template = entry.get(self.language) or entry[FALLBACK]
-        return template.format(**params) if params else template
-
-    __call__ = get
-
-    def has(self, key: str) -> bool:
-        return key in self._texts
-
-
-def as_utc(moment: dt.datetime | None) -> dt.datetime | None:
-    """SQLite gives naive datetimes back: they were written in UTC."""
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+from mou.clock import as_utc
+from mou.cycle.standing import cycle_status
+from mou.i18n.formatting import Formatter
+from mou.store import models as m
 
 
 def fmt_date(day: dt.date | None, language: str) -> str:
-    return (
-        format_date(day, format="long", locale=BABEL_LOCALES.get(language, language))
-        if day
-        else "—"
-    )
+    return Formatter(language).date(day) if day else "—"
 
 
 def fmt_moment(moment: dt.datetime | None, language: str) -> str:
-    moment = as_utc(moment)
-    if moment is None:
-        return "—"
-    text = format_datetime(
-        moment, "d MMM y, HH:mm", tzinfo=dt.UTC, locale=BABEL_LOCALES.get(language, language)
-    )
-    return f"{text} UTC"
-
-
-def translated(names: dict[str, str] | None, language: str) -> str:
-    if not names:
-        return ""
-    return names.get(language) or names.get(FALLBACK) or next(iter(names.values()))
+    return Formatter(language).moment(moment)
 
 
 # --- A ministry's link ------------------------------------------------------------------

@@ -19,8 +19,9 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from mou.forms.messages import Messages
 from mou.forms.spec import FieldSpec, FormSpec, Section
+from mou.i18n.languages import pick
+from mou.i18n.texts import Messages
 from mou.settings import Settings
 from mou.workbook.identity import TemplateIdentity, sign_identity
 from mou.workbook.layout import (
@@ -65,12 +66,9 @@ class TemplateContext:
 def options(context: TemplateContext, ref: str, language: str) -> list[tuple[str, str]]:
     """(value, label) pairs of a choice list or a catalogue list (``@species``)."""
     if ref == "@species":
-        return [(code, names.get(language) or names["en"]) for code, names in context.species]
+        return [(code, pick(names, language)) for code, names in context.species]
     if ref == "@activities":
-        return [
-            (code, f"{code} {names.get(language) or names['en']}")
-            for code, names in context.activities
-        ]
+        return [(code, f"{code} {pick(names, language)}") for code, names in context.activities]
     return [(c.value, c.label(language)) for c in context.form.choices[ref]]
 
 

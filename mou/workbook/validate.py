@@ -13,8 +13,8 @@ from typing import Any
 
 from openpyxl.utils import get_column_letter
 
-from mou.forms.messages import Messages
 from mou.forms.spec import FieldSpec, FormSpec
+from mou.i18n.texts import Messages
 from mou.workbook.convert import (
     Unreadable,
     choice_index,

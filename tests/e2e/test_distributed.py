@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mou import models as m
-from mou.database import session_scope
-from mou.protocol import open_and_dispatch, receive_file
+from mou.catalogue.bootstrap import prepare_database
+from mou.service.protocol import open_and_dispatch, receive_file
 from mou.settings import Settings
-from mou.setup import prepare_database
+from mou.store import models as m
+from mou.store.database import session_scope
 from tests.conftest import drop_postgres_database, make_postgres_database, relay
 from tests.e2e.test_service import free_port, wait_for
 from tests.smtp_server import SmtpServer
@@ -89,7 +89,7 @@ def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
         server = start(
             "server", [str(BIN / "prefect"), "server", "start", "--port", str(port)], prefect_env
         )
-        from mou.prefect_server import wait_healthy
+        from mou.service.prefect_server import wait_healthy
 
         wait_healthy(api, 120, server)
         _run([str(BIN / "prefect"), "work-pool", "create", "mou", "--type", "process"], worker_env)

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from mou.database import engine_for
+from mou.catalogue.bootstrap import prepare_database
+from mou.cycle.links import portal_link
 from mou.portal.app import PortalServer, serve_portal_in_thread
-from mou.portal.links import portal_link
-from mou.protocol import open_and_dispatch
+from mou.service.protocol import open_and_dispatch
 from mou.settings import Settings
-from mou.setup import prepare_database
+from mou.store.database import engine_for
 from tests.test_protocol import filled_return
 
 pytestmark = pytest.mark.timeout(300)

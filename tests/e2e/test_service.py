@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from mou import models as m
-from mou.database import session_scope
-from mou.protocol import open_and_dispatch
+from mou.catalogue.bootstrap import prepare_database
+from mou.service.protocol import open_and_dispatch
 from mou.settings import Settings
-from mou.setup import prepare_database
+from mou.store import models as m
+from mou.store.database import session_scope
 from tests.conftest import relay
 from tests.smtp_server import SmtpServer
 from tests.test_protocol import filled_return
@@ -173,7 +173,7 @@ def test_return_received_elsewhere_is_ingested_by_the_trigger(service: Service) 
         }
     )
     code = (
-        "import sys; from pathlib import Path; from mou.protocol import receive_file; "
+        "import sys; from pathlib import Path; from mou.service.protocol import receive_file; "
         "from mou.settings import Settings; p = Path(sys.argv[1]); "
         "print(receive_file(Settings(), p.read_bytes(), filename=p.name)[0])"
     )

@@ -78,7 +78,7 @@ HEADER_COMMENT = (
     "# French text as in the source; English translation by the project (not official).\n"
 )
 
-# The catalogue instrument this programme belongs to (mou.catalogue.ProgrammeOfWork.instrument).
+# The catalogue instrument of this programme (mou.catalogue.reference.ProgrammeOfWork.instrument).
 INSTRUMENT = "cami"
 
 TABLE_START = "Tableau 1. Programme de travail"

@@ -1,0 +1,127 @@
+"""Reminder rules: before the deadline, on it, and after it (escalated to the ministry of
+foreign affairs); never to a state whose return is accepted; never twice for a step."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mou.catalogue.addressbook import ministries_of
+from mou.cycle.context import template_for
+from mou.i18n.languages import pick
+from mou.i18n.texts import Messages
+from mou.mail.outbox import Attachment, enqueue_message
+from mou.settings import Settings
+from mou.store import models as m
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    offset_days: int  # relative to the deadline
+    escalate: bool  # to the ministry of foreign affairs, cc the focal ministry
+    text: str  # which email texts
+
+
+STEPS = (
+    Step("before", -14, False, "before"),
+    Step("due", 0, False, "due"),
+    Step("overdue-1", 7, True, "overdue"),
+    Step("overdue-2", 30, True, "overdue"),
+)
+
+
+def step_due(deadline: dt.date, today: dt.date) -> Step | None:
+    """The latest step whose day has come; earlier missed steps are not sent late."""
+    current = None
+    for step in STEPS:
+        if today >= deadline + dt.timedelta(days=step.offset_days):
+            current = step
+    return current
+
+
+def _has_return(session: Session, request: m.ReportRequest) -> bool:
+    """Accepted, or received and not yet decided (no reminder while it is being read)."""
+    statuses = session.scalars(
+        select(m.Submission.status).where(
+            m.Submission.cycle_id == request.cycle_id,
+            m.Submission.state_id == request.state_id,
+        )
+    ).all()
+    pending = session.scalars(
+        select(m.Submission.id).where(
+            m.Submission.expected_state_id == request.state_id,
+            m.Submission.status == "received",
+        )
+    ).first()
+    return "accepted" in statuses or pending is not None
+
+
+def send_reminders(session: Session, settings: Settings, today: dt.date) -> list[m.OutboxMessage]:
+    """Enqueue today's reminders for every open cycle; returns the messages newly enqueued."""
+    enqueued: list[m.OutboxMessage] = []
+    cycles = session.scalars(select(m.ReportingCycle).filter_by(status="open")).all()
+    for cycle in cycles:
+        step = step_due(cycle.deadline, today)
+        if step is None:
+            continue
+        for request in cycle.requests:
+            if request.dispatched_at is None or _has_return(session, request):
+                continue
+            message, created = _remind(session, settings, cycle, request, step)
+            if created:
+                enqueued.append(message)
+    return enqueued
+
+
+def _remind(
+    session: Session,
+    settings: Settings,
+    cycle: m.ReportingCycle,
+    request: m.ReportRequest,
+    step: Step,
+) -> tuple[m.OutboxMessage, bool]:
+    key = f"reminder:{cycle.id}:{request.state.code}:{step.name}"
+    existing = session.scalars(select(m.OutboxMessage).filter_by(key=key)).one_or_none()
+    if existing is not None:
+        return existing, False
+    language = request.language
+    texts = Messages(settings.forms_dir, language)
+    instrument = cycle.instrument
+    params = {
+        "state": pick(request.state.name, language),
+        "instrument": pick(instrument.short_name, language),
+        "period": cycle.period,
+        "deadline": cycle.deadline.strftime("%d.%m.%Y"),
+        "reference": request.reference,
+    }
+    ministries = ministries_of(session, request.state_id, instrument.code)
+    to, cc = ministries.focal_emails, ministries.foreign_affairs_emails
+    if step.escalate or not to:
+        to, cc = cc, to
+    attachments: list[Attachment] = []
+    if not step.escalate:
+        workbook = template_for(session, settings, cycle.id, request.state.code, language)
+        attachments.append(
+            Attachment(
+                filename=f"{instrument.code}-{cycle.period}-{request.state.code}.xlsx",
+                content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                data=workbook,
+            )
+        )
+    return enqueue_message(
+        session,
+        settings,
+        key=key,
+        kind="reminder",
+        to=to,
+        cc=cc,
+        subject=texts.email(f"reminder_subject_{step.text}", **params),
+        body_text=texts.email(f"reminder_body_{step.text}", **params),
+        attachments=attachments,
+        cycle_id=cycle.id,
+        state_id=request.state_id,
+    )

@@ -1,0 +1,32 @@
+"""The languages the service writes in, and how a translated text is picked for one of them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mou.errors import Refused
+
+LANGUAGES = ("en", "ru", "fr")
+# English is the source language: every translated text has it, so it is the fallback.
+FALLBACK = "en"
+# British English dates and spelling, as in UN documents ("31 March 2025").
+BABEL_LOCALES = {"en": "en_GB", "ru": "ru", "fr": "fr"}
+LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "fr": "Français"}
+
+
+def check_language(language: str) -> str:
+    """``language`` if the service writes in it, else a refusal naming the ones it does."""
+    if language not in LANGUAGES:
+        raise Refused(f"no documents in language {language!r}: use one of {', '.join(LANGUAGES)}")
+    return language
+
+
+def pick(translated: Mapping[str, str] | None, language: str) -> str:
+    """The text in ``language``, else English, else any (catalogue rows may lack ru or fr)."""
+    if not translated:
+        return ""
+    return (
+        translated.get(language)
+        or translated.get(FALLBACK)
+        or next((text for text in translated.values() if text), "")
+    )

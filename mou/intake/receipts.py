@@ -1,0 +1,92 @@
+"""The receipt for a submission: to the sender and the focal ministry, in the template's
+language, listing errors and warnings; an accepted return carries its summary as read."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mou.catalogue.addressbook import ministries_of
+from mou.i18n.languages import pick
+from mou.i18n.texts import Messages
+from mou.mail.outbox import Attachment, enqueue_message
+from mou.settings import Settings
+from mou.store import models as m
+
+
+def receipt_key(submission_id: int) -> str:
+    return f"receipt:{submission_id}"
+
+
+def enqueue_receipt(
+    session: Session, settings: Settings, submission_id: int
+) -> tuple[m.OutboxMessage | None, bool]:
+    """Enqueue the receipt of a decided submission; (None, False) when nobody can be told."""
+    key = receipt_key(submission_id)
+    existing = session.scalars(select(m.OutboxMessage).filter_by(key=key)).one_or_none()
+    if existing is not None:
+        return existing, False
+    submission = session.get(m.Submission, submission_id)
+    if submission is None or submission.status not in ("accepted", "rejected"):
+        return None, False
+    state = submission.state or (
+        session.get(m.RangeState, submission.expected_state_id)
+        if submission.expected_state_id
+        else None
+    )
+    cycle = submission.cycle
+    focal: list[str] = []
+    if state is not None:
+        instrument = cycle.instrument.code if cycle else ""
+        focal = ministries_of(session, state.id, instrument).focal_emails
+    to = [submission.sender] if submission.sender else focal
+    cc = [address for address in focal if address not in to]
+    if not to:
+        return None, False
+    language = submission.language or (state.language if state else "en")
+    texts = Messages(settings.forms_dir, language)
+    params = {
+        "state": pick(state.name, language) if state else "",
+        "instrument": (pick(cycle.instrument.short_name, language) if cycle else ""),
+        "period": cycle.period if cycle else "",
+        "version": submission.version or "",
+        "received": submission.received_at.strftime("%d.%m.%Y %H:%M UTC"),
+        "filename": submission.filename,
+    }
+    errors = [i for i in submission.issues if i.severity == "error"]
+    warnings = [i for i in submission.issues if i.severity == "warning"]
+    attachments: list[Attachment] = []
+    if submission.status == "accepted":
+        from mou.reporting.consolidation import read_return
+        from mou.reporting.render import render_state_summary
+
+        subject = texts.email("receipt_subject_accepted", **params)
+        lines = [texts.email("receipt_body_accepted", **params)]
+        if warnings:
+            lines += ["", texts.email("warnings_heading")]
+            lines += [f"- {issue.message}" for issue in warnings]
+        returned = read_return(session, submission.id, forms_dir=settings.forms_dir)
+        summary = render_state_summary(returned, language, settings)
+        name = f"summary-{state.code if state else 'return'}-v{submission.version}.pdf"
+        attachments.append(Attachment(name, "application/pdf", summary))
+    else:
+        subject = texts.email("receipt_subject_rejected", **params)
+        lines = [texts.email("receipt_body_rejected", **params), ""]
+        lines += [f"- {issue.message}" for issue in errors]
+        if warnings:
+            lines += ["", *[f"- {issue.message}" for issue in warnings]]
+        lines += ["", texts.email("receipt_rejected_footer")]
+    return enqueue_message(
+        session,
+        settings,
+        key=key,
+        kind="receipt",
+        to=to,
+        cc=cc,
+        subject=subject,
+        body_text="\n".join(lines),
+        attachments=attachments,
+        cycle_id=cycle.id if cycle else None,
+        state_id=state.id if state else None,
+        submission_id=submission.id,
+    )

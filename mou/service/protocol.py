@@ -1,0 +1,288 @@
+"""The reporting protocol as plain functions: open and dispatch, receive, process, remind,
+sweep, consolidate. Flows, the CLI and the portal are entrypoints that only call these.
+
+Each step commits what it did before announcing it; each can be repeated safely.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from mou.cycle.dispatch import dispatch_request
+from mou.cycle.opening import open_cycle
+from mou.cycle.reminders import send_reminders
+from mou.intake.decide import IngestOutcome, ingest_submission, record_submission
+from mou.intake.receipts import enqueue_receipt
+from mou.mail.outbox import DeliveryReport, deliver_pending
+from mou.service import events
+from mou.settings import Settings
+from mou.store import models as m
+from mou.store.database import session_scope
+
+log = logging.getLogger(__name__)
+DECISION_TRIES = 5
+# Who ingests a received return, as the `mou.ingest` label of mou.submission.received:
+# "queued" - the ingest-submission deployment's trigger (a worker or `mou serve`'s runner);
+# "inline" - the process that received it, right away (the sweep is the fallback).
+INGEST_QUEUED = "queued"
+INGEST_INLINE = "inline"
+Progress = Callable[[int, int, str], None]  # done, total, what
+
+
+@dataclass
+class CycleOpening:
+    cycle_id: int
+    instrument: str
+    period: str
+    deadline: dt.date
+    created: bool
+    dispatched: list[str] = field(default_factory=list)  # states whose request is new
+    already: list[str] = field(default_factory=list)  # states requested before
+    delivery: DeliveryReport | None = None
+
+
+def open_and_dispatch(
+    settings: Settings,
+    instrument: str,
+    period: str,
+    deadline: dt.date,
+    states: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> CycleOpening:
+    """Open the cycle, enqueue one request per state (each in its own transaction), send."""
+    with session_scope(settings) as session:
+        opened = open_cycle(session, settings, instrument, period, deadline, states)
+        result = CycleOpening(
+            opened.cycle.id, instrument, period, opened.cycle.deadline, opened.created
+        )
+        requests = [(r.id, r.state.code) for r in opened.requests]
+    if result.created:
+        events.emit(
+            events.CYCLE_OPENED,
+            f"mou.cycle.{result.cycle_id}",
+            instrument=instrument,
+            cycle_id=result.cycle_id,
+            payload={"period": period, "deadline": deadline.isoformat()},
+        )
+    for done, (request_id, state) in enumerate(requests, start=1):
+        with session_scope(settings) as session:
+            message, created = dispatch_request(session, settings, request_id)
+            message_id = message.message_id
+        (result.dispatched if created else result.already).append(state)
+        if created:
+            events.emit(
+                events.REQUEST_DISPATCHED,
+                f"mou.request.{request_id}",
+                instrument=instrument,
+                cycle_id=result.cycle_id,
+                state=state,
+                payload={"request_id": request_id, "message_id": message_id},
+            )
+        if progress:
+            progress(done, len(requests), state)
+    result.delivery = deliver_pending(settings)
+    return result
+
+
+def receive_file(
+    settings: Settings,
+    data: bytes,
+    *,
+    filename: str | None,
+    sender: str | None = None,
+    state: str | None = None,
+    cycle_id: int | None = None,
+    channel: str = "cli",
+    ingest: str = INGEST_QUEUED,
+) -> tuple[int, bool]:
+    """Keep the bytes and the row (committed), then announce; (submission id, new).
+
+    ``ingest`` says who ingests it (the event's `mou.ingest` label): the deployment trigger
+    fires only for "queued" returns, so an inline ingest does not start a flow run as well."""
+    with session_scope(settings) as session:
+        recorded = record_submission(
+            session,
+            settings,
+            data,
+            filename=filename,
+            sender=sender,
+            channel=channel,
+            expected_state=state,
+            expected_cycle_id=cycle_id,
+        )
+    submission_id, sha256 = recorded.submission_id, recorded.sha256
+    if recorded.created:
+        events.emit(
+            events.SUBMISSION_RECEIVED,
+            f"mou.submission.{submission_id}",
+            state=state,
+            cycle_id=cycle_id,
+            ingest=ingest,
+            payload={"submission_id": submission_id, "sha256": sha256, "channel": channel},
+        )
+    return submission_id, recorded.created
+
+
+def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
+    """Ingest (decides once), enqueue the receipt, send it, announce the outcome."""
+    for attempt in range(1, DECISION_TRIES + 1):
+        try:
+            with session_scope(settings) as session:
+                outcome = ingest_submission(session, settings, submission_id)
+            break
+        except IntegrityError:
+            # Another worker decided a return of the same state at the same moment and took
+            # the version number: decide again on the committed state.
+            if attempt == DECISION_TRIES:
+                raise
+            log.info("submission %s: version taken concurrently, deciding again", submission_id)
+    with session_scope(settings) as session:
+        try:
+            enqueue_receipt(session, settings, submission_id)
+        except ValueError:  # an address that cannot be written to: keep the outcome
+            log.warning("no receipt for submission %s: unusable address", submission_id)
+    deliver_pending(settings)
+    if outcome.status in ("accepted", "rejected"):
+        with session_scope(settings) as session:
+            submission = session.get(m.Submission, submission_id)
+            instrument = (
+                submission.cycle.instrument.code if submission and submission.cycle else None
+            )
+            sha256 = submission.file_sha256 if submission else None
+        events.emit(
+            events.SUBMISSION_ACCEPTED
+            if outcome.status == "accepted"
+            else events.SUBMISSION_REJECTED,
+            f"mou.submission.{submission_id}",
+            instrument=instrument,
+            cycle_id=outcome.cycle_id,
+            state=outcome.state,
+            payload={
+                "submission_id": submission_id,
+                "cycle_id": outcome.cycle_id,
+                "sha256": sha256,
+                "version": outcome.version,
+                "errors": sum(1 for i in outcome.issues if i.severity == "error"),
+                "warnings": sum(1 for i in outcome.issues if i.severity == "warning"),
+            },
+        )
+    return outcome
+
+
+class InlineIngest:
+    """Ingest returns in this process as soon as they are received (`mou serve`'s drop folder
+    and portal): no flow-run process to start between a drop and its receipt.
+
+    Deciding is idempotent, so a crash here loses nothing: the sweep decides what is left.
+    """
+
+    def __init__(self, settings: Settings, workers: int = 2) -> None:
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mou-ingest")
+
+    def submit(self, submission_id: int) -> Future[IngestOutcome | None]:
+        return self._pool.submit(self._process, submission_id)
+
+    def _process(self, submission_id: int) -> IngestOutcome | None:
+        try:
+            return process_submission(self.settings, submission_id)
+        except Exception:  # a database hiccup: the sweep decides it later
+            log.exception("ingest of submission %s failed; the sweep will retry", submission_id)
+            return None
+
+    def close(self) -> None:
+        """Finish the return being decided; leave the queued ones to the sweep."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def remind(settings: Settings, today: dt.date) -> int:
+    """Enqueue and send today's reminders; returns how many were new."""
+    with session_scope(settings) as session:
+        count = len(send_reminders(session, settings, today))
+    deliver_pending(settings)
+    return count
+
+
+@dataclass
+class SweepReport:
+    ingested: list[int] = field(default_factory=list)
+    receipts: list[int] = field(default_factory=list)
+    delivery: DeliveryReport | None = None
+
+
+def sweep(
+    settings: Settings,
+    older_than: dt.timedelta = dt.timedelta(seconds=30),
+    now: dt.datetime | None = None,
+    progress: Progress | None = None,
+) -> SweepReport:
+    """Finish whatever a lost event or a crash left: undecided submissions, missing receipts,
+    unsent emails. Safe to run at any time, on any number of machines."""
+    now = now or m.utcnow()
+    report = SweepReport()
+    with session_scope(settings) as session:
+        waiting = session.scalars(
+            select(m.Submission.id)
+            .where(m.Submission.status == "received", m.Submission.received_at <= now - older_than)
+            .order_by(m.Submission.id)
+        ).all()
+        decided = session.scalars(
+            select(m.Submission.id).where(m.Submission.status.in_(("accepted", "rejected")))
+        ).all()
+        receipts = set(
+            session.scalars(
+                select(m.OutboxMessage.submission_id).where(m.OutboxMessage.kind == "receipt")
+            ).all()
+        )
+    for done, submission_id in enumerate(waiting, start=1):
+        process_submission(settings, submission_id)
+        report.ingested.append(submission_id)
+        if progress:
+            progress(done, len(waiting), f"submission {submission_id}")
+    for submission_id in decided:
+        if submission_id in receipts:
+            continue
+        with session_scope(settings) as session:
+            _, created = enqueue_receipt(session, settings, submission_id)
+            if created:
+                report.receipts.append(submission_id)
+    report.delivery = deliver_pending(settings)
+    return report
+
+
+def reports_folder(settings: Settings, cycle: m.ReportingCycle) -> Path:
+    return settings.var_dir / "reports" / f"{cycle.instrument.code}-{cycle.period}"
+
+
+def consolidate_and_render(
+    settings: Settings, cycle_id: int, languages: Sequence[str] | None = None
+) -> list[Path]:
+    """Render the cycle's progress summary in each language to var/reports/ (atomic writes)."""
+    from mou.reporting.consolidation import consolidate
+    from mou.reporting.render import render_progress_summary
+
+    with session_scope(settings) as session:
+        cycle = session.get(m.ReportingCycle, cycle_id)
+        if cycle is None:
+            return []
+        folder = reports_folder(settings, cycle)
+        consolidated = consolidate(session, cycle_id, forms_dir=settings.forms_dir)
+        wanted = languages or cycle.instrument.languages
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for language in wanted:
+        pdf = render_progress_summary(consolidated, language, settings)
+        target = folder / f"progress-summary-{language}.pdf"
+        partial = target.with_suffix(".pdf.partial")
+        partial.write_bytes(pdf)
+        partial.replace(target)
+        written.append(target)
+    return written

@@ -1,0 +1,71 @@
+"""``mou serve``: the long-running service on embedded defaults or against a configured API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from mou.catalogue.bootstrap import prepare_database
+from mou.service.prefect_server import embedded_prefect_server, prefect_environment
+from mou.settings import Settings
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a service manager's stop) ends the service like Ctrl-C
+
+
+# Starts the portal in a thread; the returned handle has ``url`` and stops it when called. The
+# command line passes the portal in, so the service layer never imports its entry points.
+PortalStarter = Callable[..., Any]
+
+
+def serve(settings: Settings, portal: PortalStarter) -> int:
+    """Prepare the database, start (or join) Prefect, serve every deployment until Ctrl-C."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    prepare_database(settings)
+    configured_api = os.environ.get("PREFECT_API_URL")
+    if configured_api:
+        _run_service(settings, configured_api, portal)
+        return 0
+    with embedded_prefect_server(
+        settings.prefect_home, settings.prefect_host, settings.prefect_port
+    ) as api_url:
+        _run_service(settings, api_url, portal)
+    return 0
+
+
+def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> None:
+    os.environ.update(prefect_environment(settings.prefect_home, api_url))
+    ui = api_url.removesuffix("/api")
+    print(f"Prefect UI:     {ui}", flush=True)
+    print(f"Database:       {settings.effective_database_url}", flush=True)
+    print(f"Files:          {settings.var_dir}", flush=True)
+    print(f"Inbox:          {settings.inbox_dir} (drop returned workbooks here)", flush=True)
+    print(
+        f"Outbox:         {settings.outbox_dir if not settings.smtp_host else settings.smtp_host}"
+    )
+    from mou.service.deployments import serve_deployments
+    from mou.service.inbox import InboxWatcher
+    from mou.service.protocol import InlineIngest
+
+    # Drops and uploads are decided here at once (seconds, not a flow-run start); the
+    # ingest-submission deployment's trigger serves returns that other processes record.
+    stop_portal = portal(settings, ingest="thread")
+    print(f"Portal:         {settings.portal_base_url or stop_portal.url}", flush=True)
+    if settings.secretariat_token:
+        print(f"Dashboard:      {settings.portal_base_url or stop_portal.url}/dashboard")
+    print("Serving until Ctrl-C.", flush=True)
+    ingest = InlineIngest(settings)
+    watcher = InboxWatcher(settings, ingest=ingest)
+    watcher.start()
+    try:
+        serve_deployments(settings)
+    except KeyboardInterrupt:
+        print("stopping...", file=sys.stderr, flush=True)
+    finally:
+        watcher.stop()
+        stop_portal()
+        ingest.close()

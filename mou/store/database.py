@@ -1,0 +1,118 @@
+"""Engine, sessions and migrations for the project database (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mou.errors import Refused
+from mou.settings import Settings
+
+
+def _normalise_url(url: str) -> str:
+    # Users write postgresql://; the installed driver is psycopg 3.
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """One engine per database URL for the life of the process."""
+    url = _normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+
+
+def get_engine(settings: Settings) -> Engine:
+    if settings.effective_database_url.startswith("sqlite:///"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return engine_for(settings.effective_database_url)
+
+
+@contextmanager
+def session_scope(settings: Settings) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    factory = sessionmaker(get_engine(settings), expire_on_commit=False)
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def begin_sqlite_transaction(session: Session) -> None:
+    """Start the transaction before a SAVEPOINT on SQLite.
+
+    pysqlite begins transactions only before data changes, so a savepoint opened first would
+    start the transaction itself, and its RELEASE would commit it behind the caller's back.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    if not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
+
+
+def insert_unless_present(
+    session: Session, model: type[Any], key: str
+) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` for either database.
+
+    A row with that key, committed or being written by another transaction (PostgreSQL waits
+    for it), is left as it is: no error, no savepoint, no read before the write.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing(index_elements=[key])
+
+
+def alembic_config(settings: Settings) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(settings.migrations_dir))
+    config.attributes["engine"] = get_engine(settings)
+    return config
+
+
+def upgrade(settings: Settings) -> None:
+    """Apply all migrations; a database that cannot be reached is a refusal, not a crash."""
+    try:
+        command.upgrade(alembic_config(settings), "head")
+    except OperationalError as exc:
+        raise Refused(
+            f"cannot reach the database {_safe_url(settings.effective_database_url)}: "
+            f"{str(exc.orig).strip().splitlines()[0]}. Check MOU_DATABASE_URL and that the "
+            "server is running."
+        ) from exc
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"
