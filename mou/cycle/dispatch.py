@@ -17,8 +17,7 @@ from mou.i18n.texts import Messages
 from mou.mail.outbox import Attachment, enqueue_message
 from mou.settings import Settings
 from mou.store import models as m
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+from mou.workbook import XLSX_CONTENT_TYPE
 
 
 def request_key(request: m.ReportRequest) -> str:
@@ -81,7 +80,7 @@ def dispatch_request(
         ),
         attachments=[
             Attachment(f"{request.reference.replace('/', '-')}.pdf", "application/pdf", letter),
-            Attachment(filename, XLSX, workbook),
+            Attachment(filename, XLSX_CONTENT_TYPE, workbook),
         ],
         cycle_id=cycle.id,
         state_id=state.id,

@@ -16,6 +16,7 @@ from mou.i18n.texts import Messages
 from mou.mail.outbox import Attachment, enqueue_message
 from mou.settings import Settings
 from mou.store import models as m
+from mou.workbook import XLSX_CONTENT_TYPE
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _remind(
         attachments.append(
             Attachment(
                 filename=f"{instrument.code}-{cycle.period}-{request.state.code}.xlsx",
-                content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                content_type=XLSX_CONTENT_TYPE,
                 data=workbook,
             )
         )

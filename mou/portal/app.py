@@ -42,7 +42,6 @@ from mou.portal.security import (
     CSRF_FIELD,
     SESSION_COOKIE,
     SESSION_SECONDS,
-    XLSX_TYPE,
     BodyTooLarge,
     LoginThrottle,
     SecurityMiddleware,
@@ -69,6 +68,7 @@ from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
 from mou.store.database import session_scope
+from mou.workbook import XLSX_CONTENT_TYPE
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the CSRF field
 MAX_ID = 2**31 - 1
@@ -508,7 +508,7 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
         filename = f"{link.instrument}-{link.period}-{link.state}-{lang}.xlsx"
         return Response(
             data,
-            media_type=XLSX_TYPE,
+            media_type=XLSX_CONTENT_TYPE,
             headers={"content-disposition": content_disposition(filename, "template.xlsx")},
         )
 

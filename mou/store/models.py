@@ -22,6 +22,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from mou.clock import as_utc, utcnow
 
 # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -35,8 +38,22 @@ NAMING = {
 Translated = dict[str, str]
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A moment, always aware and in UTC when read back.
+
+    PostgreSQL keeps the zone; SQLite keeps none and hands back naive values. Both are written
+    in UTC here, so every reader of the database gets the same kind of datetime and no caller
+    has to mend it.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return as_utc(value)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return as_utc(value)
 
 
 class Base(DeclarativeBase):
@@ -188,8 +205,8 @@ class ReportingCycle(Base):
     deadline: Mapped[dt.date] = mapped_column(Date)
     form_version: Mapped[int]
     status: Mapped[str] = mapped_column(String(10), default="open")  # open | closed
-    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     instrument: Mapped[Instrument] = relationship()
     requests: Mapped[list[ReportRequest]] = relationship(
@@ -208,8 +225,8 @@ class ReportRequest(Base):
     state_id: Mapped[int] = mapped_column(ForeignKey("range_states.id"))
     language: Mapped[str] = mapped_column(String(2))
     reference: Mapped[str] = mapped_column(String(60), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    dispatched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     cycle: Mapped[ReportingCycle] = relationship(back_populates="requests")
     state: Mapped[RangeState] = relationship()
@@ -238,14 +255,14 @@ class OutboxMessage(Base):
         String(10), default="pending"
     )  # pending|sending|sent|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # A sender claims a message before sending so two workers never send the same one.
-    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     last_error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(String(200), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class StoredFile(Base):
@@ -255,7 +272,7 @@ class StoredFile(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int]
-    stored_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stored_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Submission(Base):
@@ -269,7 +286,7 @@ class Submission(Base):
     filename: Mapped[str] = mapped_column(String(255))
     sender: Mapped[str | None] = mapped_column(String(254))
     channel: Mapped[str] = mapped_column(String(10))  # cli | inbox | portal | email
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # received -> accepted | rejected; identity fields are known once the file is read.
     status: Mapped[str] = mapped_column(String(10), default="received")
     cycle_id: Mapped[int | None] = mapped_column(ForeignKey("reporting_cycles.id"))
@@ -278,7 +295,7 @@ class Submission(Base):
     language: Mapped[str | None] = mapped_column(String(2))
     form_version: Mapped[int | None]
     version: Mapped[int | None]
-    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
     ingest_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The intake context: state expected from the portal link or the sender's address.
