@@ -374,7 +374,7 @@ sys.path.insert(0, os.environ["MOU_PROJECT_ROOT"])
 from flows.ingest_submission import ingest_submission_flow
 from mou.store.database import session_scope
 from mou.intake.decide import ingest_submission
-from mou.intake.decide import record_submission
+from mou.intake.record import record_submission
 from mou.intake.decide import sandbox_limits
 from mou.mail.outbox import deliver_pending
 from mou.intake.receipts import enqueue_receipt

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = 1 if args.small else args.runs
     os.chdir(ROOT)  # the corpus builders read forms/ relative to the project
 
-    from mou.intake.decide import ingest_submission, record_submission, sandbox_limits
+    from mou.intake.decide import ingest_submission, sandbox_limits
+    from mou.intake.record import record_submission
     from mou.settings import Settings
     from mou.store.database import session_scope
     from tests.test_hostile import CORPUS

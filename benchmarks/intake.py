@@ -120,7 +120,8 @@ def _generate(settings: Any, cycle_id: int, count: int, folder: Path) -> list[Pa
 def _worker(var_dir: str, database_url: str, paths: list[str], counter: Any, results: Any) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from mou.intake.decide import ingest_submission, record_submission, sandbox_limits
+    from mou.intake.decide import ingest_submission, sandbox_limits
+    from mou.intake.record import record_submission
     from mou.settings import Settings
     from mou.store.database import session_scope
     from mou.workbook.sandbox import default_sandbox

@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     from mou.cycle.context import form_context
     from mou.demo.synthetic import synthetic_return
     from mou.i18n.texts import Messages
-    from mou.intake.decide import identify, sandbox_limits
+    from mou.intake.decide import sandbox_limits
+    from mou.intake.rules import identify
     from mou.service.protocol import open_and_dispatch
     from mou.settings import Settings
     from mou.store.database import session_scope

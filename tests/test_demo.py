@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from mou.catalogue.bootstrap import prepare_database
 from mou.cycle.opening import open_cycle
-from mou.cycle.reminders import step_due
+from mou.cycle.rules import step_due
 from mou.demo.run import REMINDER_OFFSETS, SCENARIOS, DemoReport, run_demo
 from mou.errors import Refused
 from mou.settings import Settings

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from mou.catalogue.bootstrap import prepare_database
 from mou.cycle.context import template_for
 from mou.intake import decide as intake
+from mou.intake import record
 from mou.mail.outbox import deliver_pending
 from mou.service.protocol import open_and_dispatch, process_submission, receive_file, remind, sweep
 from mou.settings import Settings
@@ -161,20 +162,20 @@ def test_the_same_bytes_through_two_channels_at_once_are_one_submission(
     cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
     data = filled_return(service, cycle, "KZ")
     files_before = count(service, m.StoredFile)
-    second: list[intake.Recorded] = []
+    second: list[record.Recorded] = []
     errors: list[BaseException] = []
 
     def portal() -> None:
         try:
             with session_scope(service) as other:
                 second.append(
-                    intake.record_submission(other, service, data, filename="b", channel="portal")
+                    record.record_submission(other, service, data, filename="b", channel="portal")
                 )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
     with session_scope(service) as session:
-        first = intake.record_submission(session, service, data, filename="a", channel="email")
+        first = record.record_submission(session, service, data, filename="a", channel="email")
         thread = threading.Thread(target=portal)
         thread.start()
         _wait_until_blocked(service, [thread], waiting=1)

@@ -14,7 +14,8 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.utils.cell import range_boundaries
 
-from mou.intake.decide import IngestOutcome, ingest_submission, record_submission
+from mou.intake.decide import IngestOutcome, ingest_submission
+from mou.intake.record import record_submission
 from mou.settings import Settings
 from mou.store.database import session_scope
 from mou.workbook.layout import ROW_KEY_COLUMNS

@@ -1,47 +1,23 @@
-"""Reminder rules: before the deadline, on it, and after it (escalated to the ministry of
-foreign affairs); never to a state whose return is accepted; never twice for a step."""
+"""Reminders: before the deadline, on it, and after it (escalated to the ministry of foreign
+affairs); never to a state whose return is accepted; never twice for a step. Which step is
+due is a plain rule in ``rules.py``."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mou.catalogue.addressbook import ministries_of
 from mou.cycle.context import template_for
+from mou.cycle.rules import Step, step_due
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
 from mou.mail.outbox import Attachment, enqueue_message
 from mou.settings import Settings
 from mou.store import models as m
 from mou.workbook import XLSX_CONTENT_TYPE
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    offset_days: int  # relative to the deadline
-    escalate: bool  # to the ministry of foreign affairs, cc the focal ministry
-    text: str  # which email texts
-
-
-STEPS = (
-    Step("before", -14, False, "before"),
-    Step("due", 0, False, "due"),
-    Step("overdue-1", 7, True, "overdue"),
-    Step("overdue-2", 30, True, "overdue"),
-)
-
-
-def step_due(deadline: dt.date, today: dt.date) -> Step | None:
-    """The latest step whose day has come; earlier missed steps are not sent late."""
-    current = None
-    for step in STEPS:
-        if today >= deadline + dt.timedelta(days=step.offset_days):
-            current = step
-    return current
 
 
 def _has_return(session: Session, request: m.ReportRequest) -> bool:

@@ -1,8 +1,8 @@
-"""Intake of returned workbooks: record the raw file first, then read, check and decide.
+"""Deciding a recorded return: read it in the sandbox, check it, accept or refuse it, once.
 
-``record_submission`` keeps the bytes and a row before anything else happens (the system of
-record); ``ingest_submission`` may run many times (retries, the sweep, two workers) and
-decides once: its writes land only if the submission is still undecided at commit.
+``ingest_submission`` may run many times (retries, the sweep, two workers) and decides once:
+its writes land only if the submission is still undecided at commit. The rules it applies are
+plain functions in ``rules.py``; recording the file comes first, in ``record.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from pathlib import PurePath
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
@@ -19,12 +18,19 @@ from mou.cycle.context import form_context, latest_accepted
 from mou.forms import load_form
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
+from mou.intake.rules import (
+    RequestFacts,
+    claimed_language,
+    identify,
+    next_version,
+    request_problem,
+    supersession,
+)
 from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
-from mou.store.database import insert_unless_present
-from mou.workbook.extract import Extraction, Limits, Problem
-from mou.workbook.identity import IdentityError, TemplateIdentity, verify_identity
+from mou.workbook.extract import Limits, Problem
+from mou.workbook.identity import TemplateIdentity
 from mou.workbook.sandbox import SandboxLimits, default_sandbox
 from mou.workbook.validate import Issue, Validation, validate
 
@@ -44,73 +50,6 @@ class IngestOutcome:
     already_decided: bool = False
 
 
-def safe_filename(name: str | None) -> str:
-    """A display name only: never used as a path."""
-    base = PurePath((name or "return.xlsx").replace("\\", "/")).name
-    cleaned = "".join(ch for ch in base if ch.isprintable() and ch not in '/\\:*?"<>|')
-    return cleaned[:200] or "return.xlsx"
-
-
-def state_of_sender(session: Session, sender: str | None) -> m.RangeState | None:
-    """The state whose authority writes from this address, if the address is known."""
-    if not sender:
-        return None
-    address = sender.strip().lower()
-    authority = session.scalars(
-        select(m.Authority).where(func.lower(m.Authority.email) == address)
-    ).first()
-    return authority.state if authority else None
-
-
-@dataclass(frozen=True)
-class Recorded:
-    submission_id: int
-    sha256: str
-    created: bool  # False: the same bytes were recorded before (or at the same moment)
-
-
-def record_submission(
-    session: Session,
-    settings: Settings,
-    data: bytes,
-    *,
-    filename: str | None,
-    sender: str | None = None,
-    channel: str = "cli",
-    expected_state: str | None = None,
-    expected_cycle_id: int | None = None,
-) -> Recorded:
-    """Keep the bytes and record a submission; the same bytes again give the first row."""
-    sha256 = filestore.store(session, settings.files_dir, data)
-    expected = None
-    if expected_state:
-        expected = session.scalars(
-            select(m.RangeState).filter_by(code=expected_state.upper())
-        ).one_or_none()
-    expected = expected or state_of_sender(session, sender)
-    # One statement whether or not the bytes are new: a row with the same file (committed, or
-    # being written by another channel at this moment, which PostgreSQL waits for) stays.
-    submission_id = session.execute(
-        insert_unless_present(session, m.Submission, "file_sha256")
-        .values(
-            file_sha256=sha256,
-            filename=safe_filename(filename),
-            sender=sender,
-            channel=channel,
-            status="received",
-            expected_state_id=expected.id if expected else None,
-            expected_cycle_id=expected_cycle_id,
-        )
-        .returning(m.Submission.id)
-    ).scalar_one_or_none()
-    if submission_id is not None:
-        return Recorded(submission_id, sha256, True)
-    # The conflict was on this very row. (On PostgreSQL the attempt used up a sequence value:
-    # ids have gaps, which no user sees.)
-    first = session.scalars(select(m.Submission.id).filter_by(file_sha256=sha256)).one()
-    return Recorded(first, sha256, False)
-
-
 def sandbox_limits(settings: Settings) -> SandboxLimits:
     return SandboxLimits(
         extract=Limits(settings.max_inflated_bytes, settings.max_sheet_cells),
@@ -119,102 +58,85 @@ def sandbox_limits(settings: Settings) -> SandboxLimits:
     )
 
 
-def _claimed_language(tokens: dict[str, str | None]) -> str | None:
-    """The language a token claims, read without trusting it (only to choose words)."""
-    import base64
-    import json
-
-    for token in tokens.values():
-        try:
-            payload = str(token).split(".")[1]
-            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            if data.get("language") in ("en", "ru", "fr"):
-                return data["language"]
-        except (IndexError, ValueError, AttributeError, TypeError):
-            continue
-    return None
-
-
-def identify(extraction: Extraction, secret: str) -> TemplateIdentity | str:
-    """The template's verified identity, or the code of the problem with it."""
-    tokens = [t for t in extraction.tokens.values() if t]
-    if not tokens:
-        return "no_identity"
-    identities = set()
-    for token in tokens:
-        try:
-            identities.add(verify_identity(token, secret))
-        except IdentityError:
-            return "identity_tampered"
-    if len(identities) != 1:
-        return "identity_tampered"
-    identity = identities.pop()
-    meta = extraction.meta
-    visible = {
-        "instrument": identity.instrument,
-        "form_version": identity.form_version,
-        "cycle_id": identity.cycle_id,
-        "state": identity.state,
-        "language": identity.language,
-    }
-    for key, value in visible.items():
-        if key in meta and str(meta[key]).strip() != str(value):
-            return "identity_tampered"
-    return identity
-
-
 def _match_request(
     session: Session, submission: m.Submission, identity: TemplateIdentity, messages: Messages
 ) -> tuple[m.ReportingCycle, m.ReportRequest] | Issue:
     """The cycle and request the identity points to, or the reason it cannot be accepted."""
-
-    def refuse(code: str, **params: object) -> Issue:
-        return Issue("error", code, messages.issue(code, **params))
-
     cycle = session.get(
         m.ReportingCycle, identity.cycle_id, options=[joinedload(m.ReportingCycle.instrument)]
     )
-    if cycle is None or cycle.instrument.code != identity.instrument:
-        return refuse("unknown_cycle")
-    language = messages.language
-    # The state and its request for this cycle (if any) in one query.
-    found = session.execute(
-        select(m.RangeState, m.ReportRequest)
-        .outerjoin(
-            m.ReportRequest,
-            (m.ReportRequest.state_id == m.RangeState.id) & (m.ReportRequest.cycle_id == cycle.id),
-        )
-        .where(m.RangeState.code == identity.state)
-    ).one_or_none()
-    state, request = found if found is not None else (None, None)
+    if cycle is not None and cycle.instrument.code != identity.instrument:
+        cycle = None
+    state = request = None
+    if cycle is not None:
+        # The state and its request for this cycle (if any) in one query.
+        found = session.execute(
+            select(m.RangeState, m.ReportRequest)
+            .outerjoin(
+                m.ReportRequest,
+                (m.ReportRequest.state_id == m.RangeState.id)
+                & (m.ReportRequest.cycle_id == cycle.id),
+            )
+            .where(m.RangeState.code == identity.state)
+        ).one_or_none()
+        state, request = found if found is not None else (None, None)
+    problem = request_problem(
+        identity,
+        RequestFacts(
+            cycle_found=cycle is not None,
+            cycle_open=cycle is not None and cycle.status == "open",
+            form_version=cycle.form_version if cycle else None,
+            cycle_id=cycle.id if cycle else None,
+            state_id=state.id if state else None,
+            requested=request is not None,
+            expected_cycle_id=submission.expected_cycle_id,
+            expected_state_id=submission.expected_state_id,
+        ),
+    )
+    if problem is None:
+        assert cycle is not None and request is not None
+        return cycle, request
+    return Issue(
+        "error",
+        problem,
+        messages.issue(
+            problem,
+            **_problem_params(
+                session, problem, submission, identity, cycle, state, messages.language
+            ),
+        ),
+    )
+
+
+def _problem_params(
+    session: Session,
+    problem: str,
+    submission: m.Submission,
+    identity: TemplateIdentity,
+    cycle: m.ReportingCycle | None,
+    state: m.RangeState | None,
+    language: str,
+) -> dict[str, object]:
+    """The names a refusal's message gives, in the sender's language."""
     state_name = pick(state.name, language) if state else identity.state
-    if submission.expected_cycle_id and submission.expected_cycle_id != cycle.id:
+    period = cycle.period if cycle else "?"
+    if problem == "wrong_cycle":
         expected_cycle = session.get(m.ReportingCycle, submission.expected_cycle_id)
-        return refuse(
-            "wrong_cycle",
-            found=cycle.period,
-            expected=expected_cycle.period if expected_cycle else "?",
-        )
-    if submission.expected_state_id and state and submission.expected_state_id != state.id:
+        return {"found": period, "expected": expected_cycle.period if expected_cycle else "?"}
+    if problem == "wrong_state":
         expected = session.get(m.RangeState, submission.expected_state_id)
-        assert expected is not None
-        return refuse(
-            "wrong_state",
-            found=state_name,
-            expected=pick(expected.name, language),
-        )
-    if cycle.status != "open":
-        return refuse("cycle_closed", period=cycle.period)
-    if identity.form_version != cycle.form_version:
-        return refuse(
-            "outdated_form",
-            found=identity.form_version,
-            expected=cycle.form_version,
-            period=cycle.period,
-        )
-    if request is None:
-        return refuse("not_requested", state=state_name, period=cycle.period)
-    return cycle, request
+        return {"found": state_name, "expected": pick(expected.name, language) if expected else "?"}
+    if problem == "cycle_closed":
+        return {"period": period}
+    if problem == "outdated_form":
+        return {
+            "found": identity.form_version,
+            "expected": cycle.form_version if cycle else "?",
+            "period": period,
+        }
+    if problem == "not_requested":
+        return {"state": state_name, "period": period}
+    return {}
 
 
 def _message_language(session: Session, submission: m.Submission, claimed: str | None) -> str:
@@ -268,7 +190,7 @@ def ingest_submission(
             found = identify(extraction, settings.secret)
             claimed = found.language if isinstance(found, TemplateIdentity) else None
             language = _message_language(
-                session, submission, claimed or _claimed_language(extraction.tokens)
+                session, submission, claimed or claimed_language(extraction.tokens)
             )
             messages = Messages(settings.forms_dir, language)
             if isinstance(found, str):
@@ -320,15 +242,14 @@ def _decide(
         session.execute(
             select(m.ReportRequest.id).where(m.ReportRequest.id == request.id).with_for_update()
         )
-        version = (
+        version = next_version(
             session.scalar(
                 select(func.max(m.Submission.version)).where(
                     m.Submission.cycle_id == cycle.id,
                     m.Submission.state_id == request.state_id,
                 )
             )
-            or 0
-        ) + 1
+        )
     # Decide only if nobody else did meanwhile: the conditional update is the lock. It is the
     # transaction's first write, after the parse, so SQLite's single write lock is not held
     # through the parse (which would serialise every worker).
@@ -431,37 +352,31 @@ def _store_answers(
         # Straight to the connection: the ORM's bulk layer cost more than the insert itself.
         # (No autoflush there: every write of the decision above is a Core statement too.)
         session.connection().execute(insert(m.Answer.__table__), rows)
-    # The latest *received* accepted return counts, whatever order they were decided in.
-    current = (
-        session.execute(
-            select(m.Submission.id).where(
-                m.Submission.cycle_id == cycle.id,
-                m.Submission.state_id == request.state_id,
-                m.Submission.status == "accepted",
-                m.Submission.superseded_by_id.is_(None),
-                m.Submission.id != submission_id,
-            )
+    current = session.scalars(
+        select(m.Submission.id).where(
+            m.Submission.cycle_id == cycle.id,
+            m.Submission.state_id == request.state_id,
+            m.Submission.status == "accepted",
+            m.Submission.superseded_by_id.is_(None),
+            m.Submission.id != submission_id,
         )
-        .scalars()
-        .all()
-    )
-    newest = max((other for other in current if other > submission_id), default=None)
-    if newest is not None:
+    ).all()
+    change = supersession(submission_id, current)
+    if change.superseded_by is not None:
         session.execute(
             update(m.Submission)
             .where(m.Submission.id == submission_id)
-            .values(superseded_by_id=newest)
+            .values(superseded_by_id=change.superseded_by)
             .execution_options(synchronize_session=False)
         )
-    older = [other for other in current if other < submission_id]
-    if older:
+    if change.supersedes:
         session.execute(
             update(m.Submission)
-            .where(m.Submission.id.in_(older))
-            .values(superseded_by_id=newest or submission_id)
+            .where(m.Submission.id.in_(change.supersedes))
+            .values(superseded_by_id=change.successor)
             .execution_options(synchronize_session=False)
         )
-    return max(older, default=None)
+    return max(change.supersedes, default=None)
 
 
 def _outcome(

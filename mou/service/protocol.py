@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from mou.cycle.dispatch import dispatch_request
 from mou.cycle.opening import open_cycle
 from mou.cycle.reminders import send_reminders
-from mou.intake.decide import IngestOutcome, ingest_submission, record_submission
+from mou.intake.decide import IngestOutcome, ingest_submission
 from mou.intake.receipts import enqueue_receipt
+from mou.intake.record import record_submission
 from mou.mail.outbox import DeliveryReport, deliver_pending
 from mou.service import events
 from mou.settings import Settings

@@ -1,0 +1,32 @@
+"""The cycle's calendar rules, as plain functions over dates (no database): which reminder
+step is due on a day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    offset_days: int  # relative to the deadline
+    escalate: bool  # to the ministry of foreign affairs, cc the focal ministry
+    text: str  # which email texts
+
+
+STEPS = (
+    Step("before", -14, False, "before"),
+    Step("due", 0, False, "due"),
+    Step("overdue-1", 7, True, "overdue"),
+    Step("overdue-2", 30, True, "overdue"),
+)
+
+
+def step_due(deadline: dt.date, today: dt.date) -> Step | None:
+    """The latest step whose day has come; earlier missed steps are not sent late."""
+    current = None
+    for step in STEPS:
+        if today >= deadline + dt.timedelta(days=step.offset_days):
+            current = step
+    return current

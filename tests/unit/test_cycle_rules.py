@@ -1,0 +1,32 @@
+"""Which reminder step is due on a day, without a database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from mou.cycle.rules import step_due
+
+DEADLINE = dt.date(2027, 3, 31)
+
+
+@pytest.mark.parametrize(
+    ("day", "step", "escalated"),
+    [
+        (dt.date(2027, 3, 16), None, None),
+        (dt.date(2027, 3, 17), "before", False),
+        (dt.date(2027, 3, 30), "before", False),
+        (DEADLINE, "due", False),
+        (dt.date(2027, 4, 6), "due", False),
+        (dt.date(2027, 4, 7), "overdue-1", True),
+        (dt.date(2027, 4, 30), "overdue-2", True),
+        (dt.date(2028, 1, 1), "overdue-2", True),
+    ],
+)
+def test_the_latest_step_whose_day_has_come(
+    day: dt.date, step: str | None, escalated: bool | None
+) -> None:
+    due = step_due(DEADLINE, day)
+    assert (due.name if due else None) == step
+    assert (due.escalate if due else None) == escalated
