@@ -28,7 +28,6 @@ LARGE_SHEET_CELLS = 100_000
 # Every part but the worksheets is read whole (shared strings, styles...): cap them.
 MAX_LOADED_PART_BYTES = 8 * 2**20
 _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"([A-Z0-9:$]+)\"")
-_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,6 @@ def classify(data: bytes) -> None:
 
 @dataclass
 class ZipReport:
-    with_formulas: set[str] = field(default_factory=set)
     has_links: bool = False
     large_sheets: dict[str, int] = field(default_factory=dict)
 
@@ -124,8 +122,6 @@ def inspect_zip(data: bytes, limits: Limits) -> ZipReport:
                         if b"<!ENTITY" in window or b"<!DOCTYPE" in window:
                             raise Problem("unsafe_xml")
                         if member.filename.startswith("xl/worksheets/"):
-                            if _FORMULA.search(window):
-                                report.with_formulas.add(member.filename)
                             cells = _check_dimension(window, member.filename, limits)
                             if cells > LARGE_SHEET_CELLS:
                                 report.large_sheets[member.filename] = cells
