@@ -1,5 +1,13 @@
 """Distributed: two process workers on PostgreSQL draining a burst of received returns.
 
+Why one file of some 1,400 lines: it is a measurement harness, one experiment read from top to
+bottom, and each of its parts serves only that experiment: the cluster (`Cluster`, `Sampler`,
+`RunProcess`: the Prefect server and the workers, sampled from /proc), the SMTP sink, helpers
+for the Prefect API, PostgreSQL and the import and CPU profiles, the returns (`_generate`), the
+run (environments, `_drain`, `_collect`, `_check`) and the report (`_figures`, `_report`:
+RESULTS-distributed.md). Split into modules, they would pass the `Run` record and the helpers
+back and forth with no other user.
+
 A Prefect server on PostgreSQL (a database created for the run and dropped after, on a free
 port, analytics off), the project database on PostgreSQL (likewise), the deployments of
 prefect.yaml deployed to a `process` work pool with `prefect deploy --all`, two

@@ -21,7 +21,9 @@ from sqlalchemy import func, select
 from mou.catalogue.bootstrap import prepare_database
 from mou.cycle.opening import open_cycle
 from mou.cycle.rules import step_due
-from mou.demo.run import REMINDER_OFFSETS, SCENARIOS, DemoReport, run_demo
+from mou.demo.run import run_demo
+from mou.demo.scenario import REMINDER_OFFSETS, SCENARIOS
+from mou.demo.summary import DemoReport
 from mou.errors import Refused
 from mou.settings import Settings
 from mou.store import models as m

@@ -19,9 +19,8 @@ from openpyxl.utils.cell import range_boundaries
 from sqlalchemy import select
 
 from mou.catalogue.reference import read_catalogue
+from mou.demo.sample_data import PROFILES, STATE_SPECIES
 from mou.demo.synthetic import (
-    PROFILES,
-    STATE_SPECIES,
     fill_workbook,
     synthetic_answers,
     synthetic_return,
