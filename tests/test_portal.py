@@ -29,7 +29,7 @@ from mou.cycle.links import (
     request_email_paragraph,
     verify_portal_token,
 )
-from mou.portal.app import create_app, serve_portal_in_thread
+from mou.portal.server import create_app, serve_portal_in_thread
 from mou.service.protocol import open_and_dispatch, reports_folder
 from mou.settings import Settings
 from mou.store import files as filestore

@@ -56,7 +56,7 @@ def cmd_catalogue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    from mou.portal.app import serve_portal_in_thread
+    from mou.portal.server import serve_portal_in_thread
     from mou.service.serve import serve
 
     return serve(settings, portal=serve_portal_in_thread)

@@ -1,8 +1,25 @@
 """The submission portal for ministries and the secretariat's dashboard (FastAPI + Jinja2).
 
-Public API: ``create_app``, ``serve_portal_in_thread`` (in ``mou.portal.app``), and
+One module per purpose:
+
+- ``server``: ``create_app`` (the routers, error pages and middleware assembled, with the home
+  page and /healthz) and ``serve_portal_in_thread`` (uvicorn in a thread, as `mou serve` runs
+  it);
+- ``ministry``: a ministry's personal link: its pages, the template download, the upload and
+  its refusals;
+- ``dashboard``: the secretariat's sign-in and dashboard pages;
+- ``api``: the JSON API (/api, described at /openapi.json) and its response models;
+- ``shared``: what those share: the ``Portal`` (settings, templates, ingest, throttle), page
+  rendering, CSRF forms, link resolution and ``PortalError``;
+- ``security``: headers, error containment, CSRF tokens, the signed session, the size-limited
+  body and spreadsheet sniffing;
+- ``pages``: what the pages show, read from the database (no HTTP).
+
+Public API: ``create_app``, ``serve_portal_in_thread`` (in ``mou.portal.server``), and
 ``portal_token``, ``verify_portal_token``, ``portal_link``, ``request_email_paragraph`` (in
-``mou.cycle.links``). FastAPI is imported only by ``mou.portal.app``.
+``mou.cycle.links``). Only ``server``, ``shared``, ``ministry``, ``dashboard`` and ``api``
+import FastAPI, and this package loads them only when ``create_app`` or
+``serve_portal_in_thread`` is asked for.
 """
 
 from __future__ import annotations
@@ -34,7 +51,7 @@ __all__ = [
 
 def __getattr__(name: str):  # lazy: the email and CLI paths need links, not FastAPI
     if name in ("create_app", "serve_portal_in_thread"):
-        from mou.portal import app
+        from mou.portal import server
 
-        return getattr(app, name)
+        return getattr(server, name)
     raise AttributeError(name)

@@ -20,7 +20,7 @@ import pytest
 
 from mou.catalogue.bootstrap import prepare_database
 from mou.cycle.links import portal_link
-from mou.portal.app import PortalServer, serve_portal_in_thread
+from mou.portal.server import PortalServer, serve_portal_in_thread
 from mou.service.protocol import open_and_dispatch
 from mou.settings import Settings
 from mou.store.database import engine_for
