@@ -85,14 +85,14 @@ def main(argv: list[str] | None = None) -> int:
 
         def ours_sandboxed() -> Any:
             extraction = sandbox.parse(data)
-            assert not isinstance(identify(extraction, settings.secret), str)
+            assert not isinstance(identify(extraction, settings.keyring), str)
             result = validate(extraction, context, messages)
             assert not result.has_errors
             return result
 
         def ours_in_process() -> Any:
             extraction = extract(data, sandbox.limits.extract)
-            identify(extraction, settings.secret)
+            identify(extraction, settings.keyring)
             return validate(extraction, context, messages)
 
         measures: dict[str, list[float]] = {"baseline": [], "sandboxed": [], "in_process": []}

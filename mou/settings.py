@@ -5,9 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mou.keyring import Keyring, check_secret, load_or_create_secret
 from mou.resources import data_root
 
 
@@ -21,8 +22,11 @@ class Settings(BaseSettings):
     # The service's own files (database, stored returns, outbox): var/ where it is started.
     var_dir: Path = Field(default_factory=lambda: Path.cwd() / "var")
     database_url: str = ""
-    # Signs workbook identities and portal links. The embedded default is for local use only.
-    secret: str = Field(default="embedded-development-secret-change-me", min_length=16)
+    # Signs workbook identities, portal links, CSRF tokens and sessions (mou.keyring). Unset:
+    # a random secret generated on first start and kept in var/secret (owner-only).
+    secret: str = ""
+    # Secrets used before a rotation: what they signed (workbooks, links) still verifies.
+    previous_secrets: tuple[str, ...] = ()
     languages: tuple[str, ...] = ("en", "ru", "fr")
 
     # Embedded Prefect server started by `mou serve` unless PREFECT_API_URL is set.
@@ -48,6 +52,24 @@ class Settings(BaseSettings):
     max_sheet_cells: int = 2_000_000
     parse_timeout_seconds: float = 20.0
     parse_memory_bytes: int = 1024 * 1024 * 1024
+
+    @field_validator("secret")
+    @classmethod
+    def _configured_secret(cls, value: str) -> str:
+        return check_secret(value) if value else value
+
+    @field_validator("previous_secrets")
+    @classmethod
+    def _previous_secrets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_secret(s, "MOU_PREVIOUS_SECRETS") for s in value)
+
+    def model_post_init(self, context: object) -> None:
+        if not self.secret:
+            self.secret = load_or_create_secret(self.var_dir)
+
+    @property
+    def keyring(self) -> Keyring:
+        return Keyring(self.secret, self.previous_secrets)
 
     @property
     def effective_database_url(self) -> str:
@@ -89,6 +111,15 @@ class Settings(BaseSettings):
     @property
     def inbox_dir(self) -> Path:
         return self.var_dir / "inbox"
+
+
+def settings_problem(error: ValidationError) -> str:
+    """One line naming each ``MOU_*`` variable that is wrong and why."""
+    parts = []
+    for problem in error.errors():
+        name = "MOU_" + "_".join(str(part) for part in problem["loc"]).upper()
+        parts.append(f"{name}: {problem['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 @lru_cache(maxsize=1)

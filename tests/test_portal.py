@@ -29,6 +29,7 @@ from mou.cycle.links import (
     request_email_paragraph,
     verify_portal_token,
 )
+from mou.keyring import DEVELOPMENT_SECRET
 from mou.portal.server import create_app, serve_portal_in_thread
 from mou.service.protocol import open_and_dispatch, reports_folder
 from mou.settings import Settings
@@ -187,12 +188,14 @@ def test_token_is_signed_for_one_state_and_cycle_and_expires() -> None:
     link = verify_portal_token(secret, token, today=dt.date(2027, 6, 29))
     assert (link.cycle_id, link.state, link.expires) == (7, "KZ", expires)
 
-    cycle, state, date, signature = token.split(".")
+    cycle, state, date, kid, signature = token.split(".")
     forged = [
-        f"{cycle}.UZ.{date}.{signature}",  # another state, same signature
-        f"8.{state}.{date}.{signature}",  # another cycle
-        f"{cycle}.{state}.20991231.{signature}",  # a later date
-        f"{cycle}.{state}.{date}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
+        f"{cycle}.UZ.{date}.{kid}.{signature}",  # another state, same signature
+        f"8.{state}.{date}.{kid}.{signature}",  # another cycle
+        f"{cycle}.{state}.20991231.{kid}.{signature}",  # a later date
+        f"{cycle}.{state}.{date}.{kid}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
+        f"{cycle}.{state}.{date}.{signature}",  # the key id left out: not a link of old
+        f"{cycle}.{state}.{date}.00000000.{signature}",  # a key id of no known secret
         token + "x",
         "",
         "../../etc/passwd",
@@ -341,12 +344,16 @@ def test_kazakh_link_cannot_upload_or_see_for_uzbekistan(env: Env) -> None:
 def test_wrong_tampered_and_expired_links_get_403_or_404_and_leak_nothing(env: Env) -> None:
     secret = env.settings.secret
     good = env.path("KZ").rsplit("/", 1)[1]
-    cycle, state, date, signature = good.split(".")
+    cycle, state, date, kid, signature = good.split(".")
     expires = link_expiry(env.settings, DEADLINE)
     cases = {
         "garbage": ("not-a-token", 404),
-        "tampered signature": (f"{cycle}.{state}.{date}.{signature[::-1]}", 404),
-        "state swapped": (f"{cycle}.UZ.{date}.{signature}", 404),
+        "tampered signature": (f"{cycle}.{state}.{date}.{kid}.{signature[::-1]}", 404),
+        "state swapped": (f"{cycle}.UZ.{date}.{kid}.{signature}", 404),
+        "public development secret": (
+            portal_token(DEVELOPMENT_SECRET, env.cycle_id, "KZ", expires),
+            404,
+        ),
         "unknown cycle": (portal_token(secret, 9999, "KZ", expires), 404),
         "state without a request": (portal_token(secret, env.cycle_id, "TJ", expires), 404),
         "other secret": (portal_token("x" * 32, env.cycle_id, "KZ", expires), 404),

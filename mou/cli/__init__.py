@@ -7,12 +7,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from mou.cli import cycles as cli_cycles
 from mou.cli import forms as cli_forms
 from mou.cli import reports as cli_reports
 from mou.cli.common import iso_date, print_json, terminal_progress
 from mou.errors import Refused
-from mou.settings import Settings, get_settings
+from mou.settings import Settings, get_settings, settings_problem
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -113,8 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
-    except Exception as exc:  # pydantic's message names the variable that is wrong
-        print(f"mou: invalid settings: {exc}".splitlines()[0], file=sys.stderr)
+    except ValidationError as exc:
+        print(f"mou: invalid settings: {settings_problem(exc)}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:  # e.g. var/secret unreadable or damaged
+        print(f"mou: invalid settings: {exc}", file=sys.stderr)
         return 2
     try:
         return args.handler(args, settings)

@@ -1,10 +1,12 @@
 """Personal portal links: one per state and cycle, signed with the service secret.
 
-A link is ``{base}/r/{token}`` with ``token = {cycle}.{STATE}.{YYYYMMDD}.{signature}``:
+A link is ``{base}/r/{token}`` with ``token = {cycle}.{STATE}.{YYYYMMDD}.{kid}.{signature}``:
 
-- ``signature`` is HMAC-SHA256 over ``mou-portal-link|v1|{cycle}|{STATE}|{expires}`` with a key
-  derived from ``settings.secret`` (so it can never be confused with a workbook identity
-  signature), base64url without padding; checked with a constant-time comparison.
+- ``signature`` is HMAC-SHA256 over ``mou-portal-link|v1|{cycle}|{STATE}|{expires}`` with the
+  key the service derives for links (``mou.keyring``, so it can never be confused with a
+  workbook identity signature), base64url without padding; checked with a constant-time
+  comparison. ``kid`` names the secret that signed it, so links sent before a rotation of
+  ``MOU_SECRET`` keep working while the old secret is in ``MOU_PREVIOUS_SECRETS``.
 - **Expiry policy.** The signed date is the cycle's deadline plus a grace period
   (``settings.portal_link_grace_days``, default 90 days) so late returns can still be
   uploaded. The link stops working at the end of that day (UTC) *or* as soon as the cycle is
@@ -26,11 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mou.i18n.texts import PortalTexts
+from mou.keyring import PORTAL_LINK, Keyring
 from mou.store import models as m
 from mou.store.database import session_scope
 
 _DOMAIN = b"mou-portal-link|v1"
-_TOKEN = re.compile(r"^(\d{1,9})\.([A-Z]{2})\.(\d{8})\.([A-Za-z0-9_-]{43})$")
+# {cycle}.{STATE}.{YYYYMMDD}.{key id}.{signature}; links sent before key ids had no key id.
+_TOKEN = re.compile(r"(\d{1,9})\.([A-Z]{2})\.(\d{8})\.(?:([0-9a-f]{8})\.)?([A-Za-z0-9_-]{43})")
 
 
 class InvalidLink(Exception):
@@ -49,43 +53,61 @@ class PortalLink:
     token: str
 
 
-def _key(secret: str) -> bytes:
+def _legacy_key(secret: str) -> bytes:
+    # How links were keyed before key ids: they verify against every configured secret.
     return hmac.new(secret.encode("utf-8"), b"mou-portal-link-key", hashlib.sha256).digest()
 
 
-def _signature(secret: str, cycle_id: int, state_code: str, expires: dt.date) -> str:
+def _signature(key: bytes, cycle_id: int, state_code: str, expires: dt.date) -> str:
     message = b"|".join(
         (_DOMAIN, str(cycle_id).encode(), state_code.encode(), expires.isoformat().encode())
     )
-    digest = hmac.new(_key(secret), message, hashlib.sha256).digest()
+    digest = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def portal_token(secret: str, cycle_id: int, state_code: str, expires: dt.date) -> str:
+def _keyring(keys: Keyring | str) -> Keyring:
+    return keys if isinstance(keys, Keyring) else Keyring(keys)
+
+
+def portal_token(keys: Keyring | str, cycle_id: int, state_code: str, expires: dt.date) -> str:
     """The signed token of one state's link for one cycle, valid until ``expires`` (inclusive)."""
     state = state_code.upper()
     if not re.fullmatch(r"[A-Z]{2}", state) or cycle_id < 0:
         raise ValueError("a portal token needs a cycle id and a two-letter state code")
-    signature = _signature(secret, cycle_id, state, expires)
-    return f"{cycle_id}.{state}.{expires:%Y%m%d}.{signature}"
+    kid, key = _keyring(keys).signing_key(PORTAL_LINK)
+    signature = _signature(key, cycle_id, state, expires)
+    return f"{cycle_id}.{state}.{expires:%Y%m%d}.{kid}.{signature}"
 
 
-def verify_portal_token(secret: str, token: str, today: dt.date | None = None) -> PortalLink:
+def verify_portal_token(
+    keys: Keyring | str, token: str, today: dt.date | None = None
+) -> PortalLink:
     """The link's cycle and state; InvalidLink if not genuine, ExpiredLink if past its date.
 
     The signature is checked before the date, so a forged date is "invalid", never "expired".
     """
-    match = _TOKEN.match(token or "")
+    keyring = _keyring(keys)
+    match = _TOKEN.fullmatch(token) if isinstance(token, str) else None
     if match is None:
         raise InvalidLink
-    cycle_text, state, date_text, signature = match.groups()
+    cycle_text, state, date_text, kid, signature = match.groups()
     try:
         expires = dt.datetime.strptime(date_text, "%Y%m%d").date()
     except ValueError as exc:
         raise InvalidLink from exc
     cycle_id = int(cycle_text)
-    expected = _signature(secret, cycle_id, state, expires)
-    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
+    if kid is not None:
+        key = keyring.verifying_key(PORTAL_LINK, kid)
+        candidates = [key] if key is not None else []
+    else:
+        candidates = [_legacy_key(secret) for secret in keyring.secrets]
+    if not any(
+        hmac.compare_digest(
+            _signature(key, cycle_id, state, expires).encode("ascii"), signature.encode("ascii")
+        )
+        for key in candidates
+    ):
         raise InvalidLink
     link = PortalLink(cycle_id, state, expires, token)
     if (today or dt.datetime.now(dt.UTC).date()) > expires:
@@ -120,7 +142,7 @@ def portal_link(
             if cycle is None:
                 raise LookupError(f"no reporting cycle {cycle_id}")
             deadline = cycle.deadline
-    token = portal_token(settings.secret, cycle_id, state_code, link_expiry(settings, deadline))
+    token = portal_token(settings.keyring, cycle_id, state_code, link_expiry(settings, deadline))
     return f"{portal_base_url(settings)}/r/{token}"
 
 

@@ -187,7 +187,7 @@ def ingest_submission(
                 Issue("error", problem.code, messages.issue(problem.code, **problem.params))
             )
         else:
-            found = identify(extraction, settings.secret)
+            found = identify(extraction, settings.keyring)
             claimed = found.language if isinstance(found, TemplateIdentity) else None
             language = _message_language(
                 session, submission, claimed or claimed_language(extraction.tokens)

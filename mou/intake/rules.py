@@ -12,11 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mou.i18n.languages import LANGUAGES
+from mou.keyring import Keyring
 from mou.workbook.extract import Extraction
 from mou.workbook.identity import IdentityError, TemplateIdentity, verify_identity
 
 
-def identify(extraction: Extraction, secret: str) -> TemplateIdentity | str:
+def identify(extraction: Extraction, keys: Keyring | str) -> TemplateIdentity | str:
     """The template's verified identity, or the code of the problem with it.
 
     The identity is stored three times (custom property, hidden sheet, defined name); every
@@ -28,7 +29,7 @@ def identify(extraction: Extraction, secret: str) -> TemplateIdentity | str:
     identities = set()
     for token in tokens:
         try:
-            identities.add(verify_identity(token, secret))
+            identities.add(verify_identity(token, keys))
         except IdentityError:
             return "identity_tampered"
     if len(identities) != 1:
@@ -53,7 +54,8 @@ def claimed_language(tokens: Mapping[str, str | None]) -> str | None:
     for a refusal of a token that does not verify)."""
     for token in tokens.values():
         try:
-            payload = str(token).split(".")[1]
+            parts = str(token).split(".")
+            payload = parts[2] if parts[0] == "mou2" else parts[1]  # mou2 carries a key id
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             if data.get("language") in LANGUAGES:
                 return data["language"]

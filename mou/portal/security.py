@@ -1,8 +1,8 @@
 """The portal's defences: security headers, error containment, CSRF tokens, the signed
 secretariat session, a size-limited request body and spreadsheet sniffing.
 
-Every key is derived from ``settings.secret`` with its own label, so a CSRF token, a session
-cookie and a portal link can never stand in for one another.
+Every key is derived from the service's secret with its own label (``mou.keyring``), so a
+CSRF token, a session cookie and a portal link can never stand in for one another.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from mou.keyring import CSRF, SESSION, derive_key
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,6 @@ SPREADSHEET_MAGIC = {
 }
 
 
-def derive_key(secret: str, label: str) -> bytes:
-    return hmac.new(secret.encode("utf-8"), f"mou-portal|{label}".encode(), hashlib.sha256).digest()
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -76,14 +74,14 @@ def new_nonce() -> str:
 
 def csrf_token(secret: str, scope: str, nonce: str) -> str:
     """The hidden form value: the cookie's nonce and a MAC binding it to the link/session."""
-    return f"{nonce}.{_mac(derive_key(secret, 'csrf'), scope, nonce)}"
+    return f"{nonce}.{_mac(derive_key(secret, CSRF), scope, nonce)}"
 
 
 def csrf_valid(secret: str, scope: str, cookie_nonce: str | None, submitted: str | None) -> bool:
     if not cookie_nonce or not submitted or "." not in submitted:
         return False
     nonce, _, mac = submitted.rpartition(".")
-    expected = _mac(derive_key(secret, "csrf"), scope, nonce)
+    expected = _mac(derive_key(secret, CSRF), scope, nonce)
     same_nonce = hmac.compare_digest(nonce.encode(), cookie_nonce.encode())
     return hmac.compare_digest(mac.encode(), expected.encode()) and same_nonce
 
@@ -100,7 +98,7 @@ def valid_nonce(value: str | None) -> bool:
 def _session_key(secret: str, secretariat_token: str) -> bytes:
     # Bound to the configured token: changing the token signs everybody out.
     fingerprint = hashlib.sha256(secretariat_token.encode("utf-8")).hexdigest()
-    return derive_key(secret, f"session|{fingerprint}")
+    return derive_key(secret, f"{SESSION}|{fingerprint}")
 
 
 def make_session(secret: str, secretariat_token: str, now: float | None = None) -> str:

@@ -207,7 +207,7 @@ class Portal:
     def resolve(self, token: str, lang: str | None = None) -> pages.LinkContext:
         """The request a personal link stands for; refused when forged, expired or closed."""
         try:
-            verified = verify_portal_token(self.settings.secret, token)
+            verified = verify_portal_token(self.settings.keyring, token)
         except InvalidLink:
             raise PortalError(404, "invalid_link", lang=lang, multilingual=True) from None
         except ExpiredLink:

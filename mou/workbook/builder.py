@@ -417,7 +417,7 @@ def build_template(context: TemplateContext, settings: Settings) -> bytes:
     used = {builder.wb.active.title}
     for index, section in enumerate(context.form.sections, start=1):
         builder.section(index, section, used)
-    builder.meta(sign_identity(context.identity, settings.secret))
+    builder.meta(sign_identity(context.identity, settings.keyring))
     builder.wb.properties.title = context.form.title(context.identity.language)
     builder.wb.properties.creator = "CMS Secretariat reporting service"
     builder.wb.active = 0
