@@ -384,7 +384,7 @@ from mou.store.database import session_scope
 from mou.intake.decide import ingest_submission
 from mou.intake.record import record_submission
 from mou.intake.decide import sandbox_limits
-from mou.mail.outbox import deliver_pending
+from mou.mail.delivery import deliver_pending
 from mou.intake.receipts import enqueue_receipt
 from mou.settings import get_settings
 from mou.workbook.sandbox import default_sandbox

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from mou.catalogue.bootstrap import prepare_database
     from mou.demo.synthetic import synthetic_return
     from mou.intake.receipts import receipt_key
-    from mou.mail.outbox import eml_filename
+    from mou.mail.message import eml_filename
     from mou.service.protocol import open_and_dispatch
     from mou.settings import Settings
     from mou.store import models as m

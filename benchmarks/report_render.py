@@ -115,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from mou.catalogue.bootstrap import prepare_database
     from mou.documents.assets import AssetFetcher
+    from mou.documents.pdf import reports_dir
     from mou.reporting.consolidation import consolidate
-    from mou.reporting.render import progress_summary_html, render_progress_summary, reports_dir
+    from mou.reporting.progress_summary import progress_summary_html, render_progress_summary
     from mou.settings import Settings
     from mou.store.database import engine_for, session_scope
     from tests import builders

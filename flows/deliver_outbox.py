@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from mou.mail.outbox import deliver_pending
+from mou.mail.delivery import deliver_pending
 from mou.settings import get_settings
 
 

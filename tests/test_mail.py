@@ -20,17 +20,9 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from mou.mail.outbox import (
-    MAX_ATTEMPTS,
-    Attachment,
-    DeliveryReport,
-    build_email,
-    deliver_pending,
-    eml_filename,
-    enqueue_message,
-    outbox_summary,
-    retry_delay,
-)
+from mou.mail.delivery import MAX_ATTEMPTS, DeliveryReport, deliver_pending, retry_delay
+from mou.mail.message import build_email, eml_filename
+from mou.mail.outbox import Attachment, enqueue_message, outbox_summary
 from mou.settings import Settings
 from mou.store import models as m
 from mou.store.database import session_scope

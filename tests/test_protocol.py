@@ -15,7 +15,7 @@ from mou.catalogue.bootstrap import prepare_database
 from mou.cycle.context import template_for
 from mou.intake import decide as intake
 from mou.intake import record
-from mou.mail.outbox import deliver_pending
+from mou.mail.delivery import deliver_pending
 from mou.service.protocol import open_and_dispatch, process_submission, receive_file, remind, sweep
 from mou.settings import Settings
 from mou.store import models as m

@@ -34,16 +34,12 @@ from mou.documents.letters import render_request_letter, request_letter_for
 from mou.documents.pdf import document_symbol, html_to_pdf, with_file_identifier
 from mou.errors import Refused
 from mou.i18n.formatting import Formatter
-from mou.reporting import render
+from mou.reporting import columns as render
+from mou.reporting.columns import _Measure, column_widths
 from mou.reporting.consolidation import ConsolidatedCycle, consolidate, read_return
-from mou.reporting.render import (
-    Cell,
-    _Measure,
-    column_widths,
-    progress_summary_html,
-    render_progress_summary,
-    render_state_summary,
-)
+from mou.reporting.progress_summary import progress_summary_html, render_progress_summary
+from mou.reporting.sections import Cell
+from mou.reporting.state_summary import render_state_summary
 from mou.settings import Settings
 from mou.store import models as m
 from mou.store.database import engine_for, session_scope

@@ -40,7 +40,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from mou.reporting.consolidation import consolidate
-    from mou.reporting.render import render_progress_summary
+    from mou.reporting.progress_summary import render_progress_summary
     from mou.store.database import session_scope
 
     if not args.output.lower().endswith(".pdf"):

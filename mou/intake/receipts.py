@@ -58,7 +58,7 @@ def enqueue_receipt(
     attachments: list[Attachment] = []
     if submission.status == "accepted":
         from mou.reporting.consolidation import read_return
-        from mou.reporting.render import render_state_summary
+        from mou.reporting.state_summary import render_state_summary
 
         subject = texts.email("receipt_subject_accepted", **params)
         lines = [texts.email("receipt_body_accepted", **params)]

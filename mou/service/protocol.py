@@ -22,7 +22,7 @@ from mou.cycle.reminders import send_reminders
 from mou.intake.decide import IngestOutcome, ingest_submission
 from mou.intake.receipts import enqueue_receipt
 from mou.intake.record import record_submission
-from mou.mail.outbox import DeliveryReport, deliver_pending
+from mou.mail.delivery import DeliveryReport, deliver_pending
 from mou.service import events
 from mou.settings import Settings
 from mou.store import models as m
@@ -268,7 +268,7 @@ def consolidate_and_render(
 ) -> list[Path]:
     """Render the cycle's progress summary in each language to var/reports/ (atomic writes)."""
     from mou.reporting.consolidation import consolidate
-    from mou.reporting.render import render_progress_summary
+    from mou.reporting.progress_summary import render_progress_summary
 
     with session_scope(settings) as session:
         cycle = session.get(m.ReportingCycle, cycle_id)

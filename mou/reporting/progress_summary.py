@@ -1,4 +1,4 @@
-"""Jinja2 + WeasyPrint rendering of the progress summary, the per-state summary and letters.
+"""The consolidated progress summary of a cycle: its views, its HTML and its PDF.
 
 Autoescape is on for every template; ministry text is data, never markup or template source.
 Every fixed text goes through gettext (``_()`` here and in the templates); names of states,
@@ -8,9 +8,7 @@ species, activities and choices come from the catalogue and the form specificati
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from mou.documents.pdf import (
@@ -22,21 +20,18 @@ from mou.documents.pdf import (
     html_to_pdf,
     w3c_moment,
 )
-from mou.forms.spec import FieldSpec, FormSpec, load_form
+from mou.forms.spec import FormSpec, load_form
 from mou.i18n.formatting import Formatter
 from mou.i18n.languages import check_language, pick
 from mou.reporting import charts
 from mou.reporting.consolidation import (
-    ACTIVITIES_SOURCE,
     ActivityMatrix,
     ConsolidatedCycle,
-    CycleInfo,
     StateRef,
-    StateReturn,
     StatusCounts,
     sort_name,
-    status_column,
 )
+from mou.reporting.sections import return_sections
 from mou.settings import Settings
 
 # Symbols drawn in matrix cells (DejaVu Sans has all of them); colour repeats the meaning,
@@ -50,291 +45,6 @@ STATUS_SYMBOLS = {
 }
 # Up to this many states, tables name them in full; beyond it they use ISO codes and a key.
 FULL_NAME_COLUMNS = 6
-
-
-# --------------------------------------------------------------------------------------------
-# A return, as read (annex of the progress summary, attachment of the receipt)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Cell:
-    text: str
-    carried: bool = False
-    multiline: bool = False
-
-
-@dataclass
-class ItemView:
-    label: str
-    value: Cell
-    kind: str = "item"
-
-
-@dataclass
-class TableView:
-    label: str
-    columns: list[str]
-    row_header: str | None
-    rows: list[tuple[str | None, list[Cell]]]
-    note: str = ""
-    kind: str = "table"
-    # Width of each column in % (row header first, if any): the table has a fixed layout.
-    widths: list[float] = field(default_factory=list)
-
-
-@dataclass
-class SectionView:
-    title: str
-    items: list[ItemView | TableView] = field(default_factory=list)
-
-
-class _Values:
-    """Formats stored answer values for one language, with labels from form and catalogue."""
-
-    def __init__(self, form: FormSpec, cycle: CycleInfo, language: str, gettext: Gettext) -> None:
-        self.form = form
-        self.cycle = cycle
-        self.language = language
-        self.fmt = Formatter(language)
-        self._ = gettext
-
-    def choice_label(self, choices: str | None, value: Any) -> str:
-        if choices and choices.startswith("@"):
-            labels = self.cycle.catalogue_choices.get(choices, {})
-            return pick(labels.get(value), self.language) or str(value)
-        for choice in self.form.choices.get(choices or "", ()):
-            if choice.value == value:
-                return choice.label(self.language)
-        return str(value)
-
-    def row_label(self, spec: FieldSpec, row_key: str, with_text: bool) -> str:
-        if spec.row_source == ACTIVITIES_SOURCE:
-            if not with_text:
-                return row_key
-            text = pick(
-                self.cycle.catalogue_choices.get(ACTIVITIES_SOURCE, {}).get(row_key), self.language
-            )
-            return f"{row_key} {text}".strip()
-        if spec.row_source:
-            return self.choice_label(spec.row_source, row_key)
-        return row_key
-
-    def format(self, spec: FieldSpec, value: Any, *, compact: bool = False) -> str:
-        _ = self._
-        if value is None or value == "" or value == []:
-            return ""
-        if spec.type == "boolean":
-            return _("Yes") if value else _("No")
-        if spec.type == "year":
-            return str(value)
-        if spec.type in ("integer", "decimal") and isinstance(value, int | float):
-            return self.fmt.number(value)
-        if spec.type == "date":
-            return self.fmt.date(value, "short" if compact else "long")
-        if spec.type == "choice":
-            return self.choice_label(spec.choices, value)
-        if spec.type == "multi_choice":
-            values = value if isinstance(value, list) else [value]
-            return "; ".join(self.choice_label(spec.choices, v) for v in values)
-        return str(value)
-
-
-def return_sections(
-    returned: StateReturn,
-    form: FormSpec,
-    language: str,
-    gettext: Gettext,
-    *,
-    include_empty: bool,
-    activity_text: bool,
-    fonts: Path,
-    status_details_only: bool = False,
-) -> list[SectionView]:
-    """The return laid out like the form: sections, questions, tables (only filled rows).
-
-    ``fonts`` is the folder of the report's fonts, to measure texts for column widths.
-
-    ``status_details_only`` keeps, in activity-status tables, only the rows that say more
-    than the status (species, narrative): the statuses are in the matrix of the summary.
-    """
-    values = _Values(form, returned.cycle, language, gettext)
-    _ = gettext
-    answers = {(a.field_key, a.row_key, a.column_key): a for a in returned.answers}
-    sections = []
-    for section in form.sections:
-        view = SectionView(section.title(language))
-        for spec in section.fields:
-            if not spec.is_table:
-                answer = answers.get((spec.key, "", ""))
-                text = values.format(spec, answer.value) if answer else ""
-                if not text and not include_empty:
-                    continue
-                view.items.append(
-                    ItemView(
-                        spec.label(language),
-                        Cell(
-                            text or _("Not answered"),
-                            carried=bool(answer and answer.carried_forward),
-                            multiline=spec.multiline,
-                        ),
-                    )
-                )
-                continue
-            rows = returned.table(spec.key)
-            if not rows and not include_empty:
-                continue
-            order = sorted(rows, key=lambda r: _row_order(spec, r, returned.cycle, form))
-            note = ""
-            status = status_column(spec)
-            if status_details_only and status is not None:
-                order = [r for r in order if set(rows[r]) - {status.key}]
-                note = _(
-                    "Only rows with details beyond the status are shown here; the status of "
-                    "every row is in the implementation matrix."
-                )
-                if not order:
-                    continue
-            table_rows = []
-            for row_key in order:
-                cells = []
-                for column in spec.columns:
-                    answer = answers.get((spec.key, row_key, column.key))
-                    cells.append(
-                        Cell(
-                            values.format(column, answer.value, compact=True) if answer else "",
-                            carried=bool(answer and answer.carried_forward),
-                            multiline=column.multiline,
-                        )
-                    )
-                label = values.row_label(spec, row_key, activity_text) if spec.row_source else None
-                table_rows.append((label, cells))
-            row_header = None
-            if spec.row_source == ACTIVITIES_SOURCE:
-                row_header = _("Activity")
-            elif spec.row_source:
-                row_header = ""
-            columns = [c.label(language) for c in spec.columns]
-            view.items.append(
-                TableView(
-                    spec.label(language),
-                    columns,
-                    row_header,
-                    table_rows,
-                    note,
-                    widths=column_widths(
-                        ([] if row_header is None else [row_header]) + columns,
-                        [
-                            ([] if row_header is None else [Cell(label or "")]) + cells
-                            for label, cells in table_rows
-                        ],
-                        fonts,
-                        _("carried forward"),
-                    ),
-                )
-            )
-        if view.items:
-            sections.append(view)
-    return sections
-
-
-# Answer tables in report.css: 8.5 pt text, headings bold, 1.6 mm of padding on each side,
-# in an A4 portrait text block 172 mm wide; the "carried forward" mark is 6.5 pt with 2.9 mm
-# of padding, border and margin. A little room is kept for kerning and rounding.
-_TABLE_MM = 172.0
-_TABLE_PT = 8.5
-_PADDING_MM = 3.2
-_MARK_PT = 6.5
-_MARK_EXTRA_MM = 2.9
-_SLACK_MM = 0.6
-_PT_MM = 25.4 / 72
-
-
-@lru_cache(maxsize=4)
-def _advances(font: Path) -> dict[int, float]:
-    """The advance width of each character of a TrueType font, in em."""
-    from fontTools.ttLib import TTFont  # a dependency of WeasyPrint
-
-    ttf = TTFont(font, lazy=True)
-    units = ttf["head"].unitsPerEm
-    metrics = ttf["hmtx"].metrics
-    return {code: metrics[glyph][0] / units for code, glyph in ttf.getBestCmap().items()}
-
-
-class _Measure:
-    """Widths in mm of texts set in the report's own fonts (DejaVu Sans)."""
-
-    def __init__(self, fonts: Path) -> None:
-        self.regular = _advances(fonts / "DejaVuSans.ttf")
-        self.bold = _advances(fonts / "DejaVuSans-Bold.ttf")
-
-    def __call__(self, text: str, *, bold: bool = False, size: float = _TABLE_PT) -> float:
-        advances = self.bold if bold else self.regular
-        return sum(advances.get(ord(c), 1.0) for c in text) * size * _PT_MM
-
-
-def column_widths(
-    header: Sequence[str], rows: Sequence[Sequence[Cell]], fonts: Path, mark: str = ""
-) -> list[float]:
-    """Widths in % (adding up to 100) for an answer table laid out with ``table-layout: fixed``.
-
-    WeasyPrint's automatic table layout measures the narrowest and widest width of every cell
-    before it lays out any, about a tenth of the time of the annex of the progress summary. A
-    fixed layout lays each cell out once, in the widths given here, chosen from the texts as
-    the automatic layout would (CSS 2.1, 17.5.2.2): each column at least as wide as its
-    longest word, and of the room left a share in proportion to how much wider its longest
-    line is. Texts are measured in the report's fonts; ``mark`` is the "carried forward" mark
-    that follows a carried cell, unbroken.
-    """
-    measure = _Measure(fonts)
-    mark_mm = measure(mark, size=_MARK_PT) + _MARK_EXTRA_MM if mark else 0.0
-    least: list[float] = []
-    most: list[float] = []
-    for index, heading in enumerate(header):
-        cells = [row[index] for row in rows]
-        words = [measure(word, bold=True) for word in heading.split()]
-        words += [measure(word) for cell in cells for word in cell.text.split()]
-        words += [mark_mm for cell in cells if cell.carried]
-        lines = [measure(heading, bold=True)]
-        for cell in cells:
-            widths = [measure(line) for line in cell.text.splitlines() or [""]]
-            if cell.carried:
-                widths[-1] += measure(" ") + mark_mm
-            lines += widths
-        least.append(max(words, default=0.0) + _SLACK_MM)
-        most.append(max(*lines, least[-1] - _SLACK_MM) + _SLACK_MM)
-    room = _TABLE_MM - len(header) * _PADDING_MM
-    if sum(most) <= room:  # everything fits on one line: share out the rest like the widest
-        text = [room * m / sum(most) for m in most]
-    elif sum(least) >= room:  # too narrow for the longest words anyway
-        text = [room * n / sum(least) for n in least]
-    else:
-        spare = room - sum(least)
-        stretch = sum(m - n for m, n in zip(most, least, strict=True))
-        text = [n + spare * (m - n) / stretch for m, n in zip(most, least, strict=True)]
-    tenths = [1000 * (t + _PADDING_MM) / _TABLE_MM for t in text]
-    widths = [int(t) for t in tenths]
-    # Largest remainders first, so the widths add up to exactly 100 %.
-    for index in sorted(range(len(tenths)), key=lambda i: widths[i] - tenths[i])[
-        : 1000 - sum(widths)
-    ]:
-        widths[index] += 1
-    return [w / 10 for w in widths]
-
-
-def _row_order(spec: FieldSpec, row_key: str, cycle: CycleInfo, form: FormSpec) -> tuple[int, Any]:
-    if spec.row_source:
-        if spec.row_source.startswith("@"):
-            keys = list(cycle.catalogue_choices.get(spec.row_source, {}))
-        else:
-            keys = [c.value for c in form.choices.get(spec.row_source, ())]
-        return (0, keys.index(row_key)) if row_key in keys else (1, row_key)
-    return (0, int(row_key)) if row_key.isdigit() else (1, row_key)
-
-
-# --------------------------------------------------------------------------------------------
-# Progress summary
-# --------------------------------------------------------------------------------------------
 
 
 def _priority_labels(_: Gettext) -> dict[str, str]:
@@ -708,46 +418,3 @@ def render_progress_summary(
 ) -> bytes:
     """The consolidated progress summary of a cycle as a tagged PDF in ``language``."""
     return html_to_pdf(progress_summary_html(consolidated, language, settings), settings)
-
-
-# --------------------------------------------------------------------------------------------
-# Per-state summary (attached to the receipt)
-# --------------------------------------------------------------------------------------------
-
-
-def state_summary_html(returned: StateReturn, language: str, settings: Settings) -> str:
-    check_language(language)
-    env = environment(settings, language)
-    _ = gettext_of(settings, language)
-    cycle = returned.cycle
-    form = load_form(settings.forms_dir, cycle.instrument_code)
-    title = _("National report as read by the Secretariat")
-    state_name = returned.state.label(language)
-    return env.get_template("state_summary.html").render(
-        r=returned,
-        cycle=cycle,
-        form_title=pick(cycle.form_title, language),
-        instrument_name=pick(cycle.instrument_name, language),
-        short_name=pick(cycle.instrument_short_name, language),
-        secretariat=pick(cycle.secretariat, language),
-        symbol=document_symbol(cycle.instrument_code, cycle.period, returned.state.iso3),
-        title=title,
-        doc_title=f"{title}: {state_name}, {cycle.period}",
-        state_name=state_name,
-        created=w3c_moment(returned.decided_at or returned.received_at),
-        doc_date=returned.decided_at or returned.received_at,
-        sections=return_sections(
-            returned,
-            form,
-            language,
-            _,
-            include_empty=True,
-            activity_text=True,
-            fonts=fonts_dir(settings),
-        ),
-    )
-
-
-def render_state_summary(returned: StateReturn, language: str, settings: Settings) -> bytes:
-    """What one state's return says, as read, as a tagged PDF (for the receipt)."""
-    return html_to_pdf(state_summary_html(returned, language, settings), settings)

@@ -1,0 +1,103 @@
+"""The MIME form of an outbox message: addresses, content types, the ``.eml`` file name.
+
+A row gives the same headers on every attempt (its Date is the time it was composed, its
+Message-ID fixed at enqueue), so a resent message can be recognised as the same one.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+
+from mou.clock import utcnow
+from mou.settings import Settings
+from mou.store import files as filestore
+from mou.store.models import OutboxMessage
+
+# Bodies are base64/quoted-printable rather than 8bit, so relays without 8BITMIME accept them;
+# non-ASCII headers and filenames are RFC 2047/2231 encoded.
+POLICY = email.policy.SMTP.clone(cte_type="7bit")
+
+
+def build_email(message: OutboxMessage, settings: Settings) -> EmailMessage:
+    """The MIME message for an outbox row, attachments read from the file store."""
+    mail = EmailMessage(policy=POLICY)
+    mail["From"] = parse_address(message.sender or settings.mail_from)
+    mail["To"] = [parse_address(text) for text in message.to]
+    if message.cc:
+        mail["Cc"] = [parse_address(text) for text in message.cc]
+    mail["Subject"] = message.subject
+    # The time the message was composed, so every retry produces the same headers (aware
+    # UTC as read back, so the zone is "+0000" on both databases).
+    mail["Date"] = format_datetime(message.created_at or utcnow())
+    mail["Message-ID"] = message.message_id
+    mail.set_content(message.body_text)
+    if message.body_html:
+        mail.add_alternative(message.body_html, subtype="html")
+    for item in message.attachments or []:
+        data = filestore.read_bytes(settings.files_dir, item["sha256"])
+        maintype, subtype, params = _content_type(str(item.get("content_type") or ""))
+        mail.add_attachment(
+            data, maintype=maintype, subtype=subtype, filename=item["filename"], params=params
+        )
+    return mail
+
+
+def _content_type(value: str) -> tuple[str, str, dict[str, str]]:
+    """``text/csv; charset=utf-8`` -> ("text", "csv", {"charset": "utf-8"})."""
+    kind, *rest = value.split(";")
+    maintype, _, subtype = kind.strip().lower().partition("/")
+    if not maintype or not subtype:
+        return "application", "octet-stream", {}
+    params = {}
+    for item in rest:
+        name, _, param = item.partition("=")
+        if name.strip():
+            params[name.strip().lower()] = param.strip().strip('"')
+    return maintype, subtype, params
+
+
+def parse_address(text: str) -> Address:
+    """``Name <local@domain>`` or a bare address as an Address; the domain in IDNA if need be.
+
+    Raises ValueError for anything else, and for a non-ASCII mailbox name (before the ``@``).
+    """
+    name, addr = parseaddr(text)
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError(f"not an email address: {text!r}")
+    if not local.isascii():
+        raise ValueError(f"non-ASCII mailbox names are not supported: {text!r}")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise ValueError(f"not an email address: {text!r}") from exc
+    try:
+        return Address(display_name=name, username=local, domain=domain)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"not an email address: {text!r}") from exc
+
+
+def eml_filename(key: str) -> str:
+    """A file name for an outbox key: ``request:3:12:1`` -> ``request_3_12_1.eml``.
+
+    Injective: ``:`` becomes ``_``; any other character but letters, digits, ``.`` and ``-``
+    (``_`` and ``=`` included, and a leading ``.``) becomes ``=XX`` per UTF-8 byte, so two keys
+    never share a file and no name is hidden or leaves the folder.
+    """
+    parts: list[str] = []
+    for position, char in enumerate(key):
+        if char.isascii() and (char.isalnum() or char == "-" or (char == "." and position)):
+            parts.append(char)
+        elif char == ":":
+            parts.append("_")
+        else:
+            parts.extend(f"={byte:02X}" for byte in char.encode("utf-8"))
+    name = "".join(parts)
+    if len(name) > 200:  # stay under the usual 255-byte limit
+        name = f"{name[:180]}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}"
+    return f"{name}.eml"
