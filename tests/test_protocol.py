@@ -356,3 +356,104 @@ def test_inbox_with_inline_ingest_decides_and_receipts_at_once(service: Settings
             select(m.OutboxMessage).where(m.OutboxMessage.kind == "receipt")
         ).all()
         assert [r.submission_id for r in receipts] == [submission_id]
+
+
+# --- a return that cannot be decided does not stop the others ------------------------------
+
+
+def test_a_return_that_cannot_be_decided_is_set_aside_and_the_next_is_decided(
+    service: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    # Sent from the focal ministry's address: the state, hence the language, is known.
+    bad, _ = receive_file(
+        service,
+        filled_return(service, cycle, "TM"),
+        filename="tm.xlsx",
+        sender="environment.tm@example.org",
+    )
+    good, _ = receive_file(
+        service, filled_return(service, cycle, "KZ"), filename="kz.xlsx", sender="kz@example.org"
+    )
+    real_validate = intake.validate
+    broken = {"now": True}
+
+    def fails_while_broken(extraction, context, messages):  # a fault of ours, every time
+        if broken["now"]:
+            raise TypeError("a bug met a file it did not expect")
+        return real_validate(extraction, context, messages)
+
+    monkeypatch.setattr(intake, "validate", fails_while_broken)
+    outcome = process_submission(service, bad)
+    assert outcome.status == "rejected" and outcome.version is None
+    assert [issue.code for issue in outcome.issues] == ["processing_failed"]
+    broken["now"] = False
+    assert process_submission(service, good).status == "accepted"
+
+    receipt = next(
+        r.message
+        for r in smtp.received
+        # the request letter went there too
+        if "environment.tm@example.org" in r.rcpt_tos
+        and "CMS/BD-MOU" not in str(r.message["Subject"])
+    )
+    body = receipt.get_body(("plain",)).get_content()
+    assert "Секретариат уведомлен" in str(receipt["Subject"])
+    assert "сбоя на нашей стороне" in body and "исправьте" not in body.lower()
+    with session_scope(service) as session:
+        kept = session.get(m.Submission, bad)
+        assert kept.status == "rejected" and kept.state_id is None
+        assert session.get(m.StoredFile, kept.file_sha256) is not None  # the file is kept
+    # Deciding again (a retry, the sweep) changes nothing and sends nothing more.
+    before = len(smtp.received)
+    assert sweep(service, older_than=dt.timedelta(0)).ingested == []
+    assert process_submission(service, bad).already_decided
+    assert len(smtp.received) == before
+
+
+def test_the_sweep_sets_aside_a_return_after_a_few_failed_attempts(
+    service: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    import mou.service.protocol as protocol
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    stuck, _ = receive_file(service, filled_return(service, cycle, "TM"), filename="tm.xlsx")
+    fine, _ = receive_file(service, filled_return(service, cycle, "KZ"), filename="kz.xlsx")
+    real_ingest = protocol.ingest_submission
+
+    def database_fails_on_it(session, settings, submission_id, now=None):
+        if submission_id == stuck:
+            raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return real_ingest(session, settings, submission_id, now)
+
+    monkeypatch.setattr(protocol, "ingest_submission", database_fails_on_it)
+    first = sweep(service, older_than=dt.timedelta(0))
+    assert first.failed == [stuck] and first.ingested == [fine]  # the sweep went on
+    second = sweep(service, older_than=dt.timedelta(0))
+    assert second.failed == [stuck] and second.ingested == []
+    third = sweep(service, older_than=dt.timedelta(0))
+    assert third.failed == [] and third.ingested == [stuck]  # set aside, with a reason
+    with session_scope(service) as session:
+        codes = [i.code for i in session.get(m.Submission, stuck).issues]
+    assert codes == ["processing_failed"]
+    assert sweep(service, older_than=dt.timedelta(0)).ingested == []
+
+
+def test_the_sweep_goes_on_past_a_receipt_that_cannot_be_written(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    odd, _ = receive_file(
+        service, filled_return(service, cycle, "TM"), filename="tm.xlsx", sender="not an address"
+    )
+    fine, _ = receive_file(
+        service, filled_return(service, cycle, "KZ"), filename="kz.xlsx", sender="kz@example.org"
+    )
+    with session_scope(service) as session:  # decided by someone whose receipt was lost
+        for submission_id in (odd, fine):
+            intake.ingest_submission(session, service, submission_id)
+    report = sweep(service, older_than=dt.timedelta(0))
+    assert report.receipts == [fine]
+    assert any("kz@example.org" in r.rcpt_tos for r in smtp.received)

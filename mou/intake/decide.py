@@ -50,6 +50,54 @@ class IngestOutcome:
     already_decided: bool = False
 
 
+# The issue of a return that could not be decided (a fault of ours, not of the file).
+PROCESSING_FAILED = "processing_failed"
+
+
+def set_aside(
+    session: Session, settings: Settings, submission_id: int, now: dt.datetime | None = None
+) -> IngestOutcome:
+    """Refuse a return that could not be decided, with a plain message and no version.
+
+    For a file whose reading or deciding keeps failing (a fault of the service): it must not
+    wait for ever nor hold back the others. The raw file stays; the Secretariat sees the
+    refusal and its reason on the dashboard and can ask for the file again.
+    """
+    submission = session.get(m.Submission, submission_id)
+    if submission is None:
+        raise LookupError(f"no submission {submission_id}")
+    if submission.status != "received":
+        return _outcome(session, submission, already_decided=True)
+    language = _message_language(session, submission, None)
+    messages = Messages(settings.forms_dir, language)
+    issue = Issue("error", PROCESSING_FAILED, messages.issue(PROCESSING_FAILED))
+    return _decide(
+        session,
+        settings,
+        submission,
+        [issue],
+        Validation(),
+        (None, None, None),
+        language,
+        False,
+        now,
+    )
+
+
+def count_failed_attempt(session: Session, submission_id: int) -> int:
+    """Count one failed attempt at deciding a submission; returns how many there were."""
+    session.execute(
+        update(m.Submission)
+        .where(m.Submission.id == submission_id, m.Submission.status == "received")
+        .values(ingest_attempts=m.Submission.ingest_attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return (
+        session.scalar(select(m.Submission.ingest_attempts).where(m.Submission.id == submission_id))
+        or 0
+    )
+
+
 def sandbox_limits(settings: Settings) -> SandboxLimits:
     return SandboxLimits(
         extract=Limits(settings.max_inflated_bytes, settings.max_sheet_cells),

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from mou.catalogue.addressbook import ministries_of
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
+from mou.intake.decide import PROCESSING_FAILED
 from mou.mail.outbox import Attachment, enqueue_message
 from mou.settings import Settings
 from mou.store import models as m
@@ -69,6 +70,10 @@ def enqueue_receipt(
         summary = render_state_summary(returned, language, settings)
         name = f"summary-{state.code if state else 'return'}-v{submission.version}.pdf"
         attachments.append(Attachment(name, "application/pdf", summary))
+    elif [issue.code for issue in errors] == [PROCESSING_FAILED]:
+        # Not the ministry's fault: no "please correct", only what happened and what follows.
+        subject = texts.email("receipt_subject_failed", **params)
+        lines = [texts.email("receipt_body_failed", **params), "", errors[0].message]
     else:
         subject = texts.email("receipt_subject_rejected", **params)
         lines = [texts.email("receipt_body_rejected", **params), ""]

@@ -14,12 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mou.cycle.dispatch import dispatch_request
 from mou.cycle.opening import open_cycle
 from mou.cycle.reminders import send_reminders
-from mou.intake.decide import IngestOutcome, ingest_submission
+from mou.intake.decide import (
+    PROCESSING_FAILED,
+    IngestOutcome,
+    count_failed_attempt,
+    ingest_submission,
+    set_aside,
+)
 from mou.intake.receipts import enqueue_receipt
 from mou.intake.record import record_submission
 from mou.mail.delivery import DeliveryReport, deliver_pending
@@ -30,6 +36,8 @@ from mou.store.database import session_scope
 
 log = logging.getLogger(__name__)
 DECISION_TRIES = 5
+# Failed attempts (over all runs and the sweep) before a return is set aside as refused.
+ATTEMPTS_BEFORE_SET_ASIDE = 3
 # Who ingests a received return, as the `mou.ingest` label of mou.submission.received:
 # "queued" - the ingest-submission deployment's trigger (a worker or `mou serve`'s runner);
 # "inline" - the process that received it, right away (the sweep is the fallback).
@@ -132,19 +140,51 @@ def receive_file(
     return submission_id, recorded.created
 
 
-def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
-    """Ingest (decides once), enqueue the receipt, send it, announce the outcome."""
+def decide_submission(settings: Settings, submission_id: int) -> IngestOutcome:
+    """Decide one submission, whatever goes wrong while deciding it.
+
+    A lost version race is decided again; a database that cannot be reached is left to the
+    sweep (an attempt is counted); any other fault, after a second try, sets the return aside
+    as refused with a plain message, so it gets a receipt and never holds back the next one.
+    After ``ATTEMPTS_BEFORE_SET_ASIDE`` failed attempts of any kind it is set aside too.
+    """
+    faults = 0
     for attempt in range(1, DECISION_TRIES + 1):
         try:
             with session_scope(settings) as session:
-                outcome = ingest_submission(session, settings, submission_id)
-            break
+                return ingest_submission(session, settings, submission_id)
         except IntegrityError:
             # Another worker decided a return of the same state at the same moment and took
             # the version number: decide again on the committed state.
-            if attempt == DECISION_TRIES:
-                raise
             log.info("submission %s: version taken concurrently, deciding again", submission_id)
+            if attempt == DECISION_TRIES:
+                log.error("submission %s: could not be stored; set aside", submission_id)
+        except OperationalError:
+            if _count_failure(settings, submission_id) < ATTEMPTS_BEFORE_SET_ASIDE:
+                raise  # the database is away: the sweep decides it when it is back
+            break
+        except Exception:
+            log.exception("submission %s: deciding failed (attempt %s)", submission_id, attempt)
+            faults += 1
+            if faults == 2 or _count_failure(settings, submission_id) >= ATTEMPTS_BEFORE_SET_ASIDE:
+                break
+    with session_scope(settings) as session:
+        outcome = set_aside(session, settings, submission_id)
+    log.error("submission %s: set aside as %s", submission_id, PROCESSING_FAILED)
+    return outcome
+
+
+def _count_failure(settings: Settings, submission_id: int) -> int:
+    try:
+        with session_scope(settings) as session:
+            return count_failed_attempt(session, submission_id)
+    except OperationalError:
+        return 0
+
+
+def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
+    """Ingest (decides once), enqueue the receipt, send it, announce the outcome."""
+    outcome = decide_submission(settings, submission_id)
     with session_scope(settings) as session:
         try:
             enqueue_receipt(session, settings, submission_id)
@@ -216,6 +256,7 @@ def remind(settings: Settings, today: dt.date) -> int:
 class SweepReport:
     ingested: list[int] = field(default_factory=list)
     receipts: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)  # could not be decided now; next sweep
     delivery: DeliveryReport | None = None
 
 
@@ -244,17 +285,26 @@ def sweep(
             ).all()
         )
     for done, submission_id in enumerate(waiting, start=1):
-        process_submission(settings, submission_id)
-        report.ingested.append(submission_id)
+        # One return that cannot be decided now must not stop the sweep for the others.
+        try:
+            process_submission(settings, submission_id)
+            report.ingested.append(submission_id)
+        except Exception:
+            log.exception("sweep: submission %s not decided; next sweep", submission_id)
+            report.failed.append(submission_id)
         if progress:
             progress(done, len(waiting), f"submission {submission_id}")
     for submission_id in decided:
         if submission_id in receipts:
             continue
-        with session_scope(settings) as session:
-            _, created = enqueue_receipt(session, settings, submission_id)
-            if created:
-                report.receipts.append(submission_id)
+        try:
+            with session_scope(settings) as session:
+                _, created = enqueue_receipt(session, settings, submission_id)
+        except ValueError:  # an address no message can be written to: nobody to tell
+            log.warning("sweep: no receipt for submission %s: unusable address", submission_id)
+            continue
+        if created:
+            report.receipts.append(submission_id)
     report.delivery = deliver_pending(settings)
     return report
 
