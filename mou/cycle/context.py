@@ -55,7 +55,11 @@ def form_context(session: Session, settings: Settings, cycle: m.ReportingCycle) 
 def latest_accepted(
     session: Session, instrument_id: int, state_id: int, before: m.ReportingCycle | None = None
 ) -> m.Submission | None:
-    """The state's newest accepted, not superseded return (optionally from an earlier cycle)."""
+    """The state's newest accepted, not superseded return (optionally from an earlier cycle).
+
+    Across cycles, the same return ``mou.cycle.standing`` counts within one: the latest cycle
+    with such a return, and in it the newest received.
+    """
     query = (
         select(m.Submission)
         .join(m.ReportingCycle, m.Submission.cycle_id == m.ReportingCycle.id)
@@ -65,7 +69,11 @@ def latest_accepted(
             m.Submission.status == "accepted",
             m.Submission.superseded_by_id.is_(None),
         )
-        .order_by(m.ReportingCycle.period_end.desc(), m.Submission.id.desc())
+        .order_by(
+            m.ReportingCycle.period_end.desc(),
+            m.Submission.received_at.desc(),
+            m.Submission.id.desc(),
+        )
     )
     if before is not None:
         query = query.where(m.ReportingCycle.period_end < before.period_start)

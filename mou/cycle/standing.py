@@ -1,79 +1,277 @@
-"""Where a cycle stands, state by state: request, reminders, submissions and outcome."""
+"""Where a state stands in a cycle: the one rule, and what ``mou status`` and the dashboard show.
+
+``state_standing`` decides from plain values (the request, the files received, the reminders,
+the deadline); ``cycle_standings`` reads those values for a whole cycle in a few queries;
+``cycle_status`` is the JSON of ``mou status`` and the dashboard. The consolidation behind the
+PDFs and exports uses the same standings, so every output says the same thing.
+
+The rule:
+
+- The counted return is the newest accepted file (in received order) that no later accepted
+  file superseded.
+- Outcome: ``accepted`` if a return counts; otherwise ``refused`` if the newest file received
+  was rejected, ``pending`` if it is still being read, ``not_received`` if nothing came.
+- Timeliness (accepted states only): the *first accepted* file's received date, as a UTC
+  calendar date, against the deadline. A correction sent after the deadline of a return
+  accepted in time does not make the state late; a return refused in time and corrected late
+  is late, because nothing usable arrived by the deadline.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mou.clock import as_utc
 from mou.cycle.opening import get_cycle
 from mou.store import models as m
 
+Outcome = Literal["accepted", "refused", "pending", "not_received"]
+Timeliness = Literal["on_time", "late"]
+# ``mou status`` spells the outcome without the underscore (its JSON is a published contract).
+STATUS_OUTCOMES: Mapping[Outcome, str] = {
+    "accepted": "accepted",
+    "refused": "refused",
+    "pending": "pending",
+    "not_received": "not received",
+}
 
-@dataclass
-class StateStatus:
-    state: str
-    name: str
+
+@dataclass(frozen=True)
+class Request:
+    """The official request to a state, and its email."""
+
     reference: str
-    requested: str | None  # when the request email was sent
-    request_email: str | None  # pending | sent | failed
-    reminders: list[str] = field(default_factory=list)  # steps sent
-    submissions: int = 0
-    latest: dict[str, Any] | None = None  # id, version, status, received, decided
-    outcome: str = "not received"  # accepted | refused | pending | not received
-    on_time: bool | None = None
+    created_at: dt.datetime
+    dispatched_at: dt.datetime | None  # when the email was queued
+    email_status: str | None = None  # pending | sending | sent | failed (None: no email)
+    email_sent_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """One file a state sent in the cycle, as plain values."""
+
+    id: int
+    status: str  # received (being read) | accepted | rejected
+    received_at: dt.datetime
+    version: int | None = None
+    decided_at: dt.datetime | None = None
+    superseded: bool = False  # a later accepted return replaced it
+    errors: int = 0
+    warnings: int = 0
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A reminder queued for a state; ``sent_at`` is None until the outbox has sent it."""
+
+    step: str
+    sent_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where one state stands (see the module docstring for the rule)."""
+
+    request: Request | None
+    files: tuple[ReceivedFile, ...]  # in received order
+    reminders: tuple[Reminder, ...]  # in the order they were queued
+    counted: ReceivedFile | None
+    outcome_file: ReceivedFile | None  # the counted return, else the newest file received
+    first_accepted_received_at: dt.datetime | None
+    outcome: Outcome
+    timeliness: Timeliness | None
+    days_late: int | None
+
+    @property
+    def on_time(self) -> bool | None:
+        return None if self.timeliness is None else self.timeliness == "on_time"
+
+    @property
+    def first_received_at(self) -> dt.datetime | None:
+        return self.files[0].received_at if self.files else None
+
+    @property
+    def reminders_sent_at(self) -> tuple[dt.datetime, ...]:
+        """When each reminder was sent, earliest first (queued or failed ones do not count)."""
+        return tuple(sorted(r.sent_at for r in self.reminders if r.sent_at is not None))
+
+    @property
+    def last_reminder_at(self) -> dt.datetime | None:
+        sent = self.reminders_sent_at
+        return sent[-1] if sent else None
+
+
+def _received_order(file: ReceivedFile) -> tuple[dt.datetime, int]:
+    # The id breaks ties between files received at the same moment (it is the arrival order).
+    return (as_utc(file.received_at) or file.received_at, file.id)
+
+
+def state_standing(
+    request: Request | None,
+    files: Iterable[ReceivedFile],
+    reminders: Iterable[Reminder],
+    deadline: dt.date,
+) -> Standing:
+    """Decide one state's standing from plain values.
+
+    ``files`` are the state's submissions in the cycle, in any order (they are put in received
+    order here); ``reminders`` the reminders queued for it; ``deadline`` the cycle's deadline.
+    Returns the counted return, the outcome, and the timeliness with the days late.
+    """
+    received = tuple(sorted(files, key=_received_order))
+    accepted = [f for f in received if f.status == "accepted"]
+    current = [f for f in accepted if not f.superseded]
+    counted = current[-1] if current else None
+    outcome: Outcome
+    if counted is not None:
+        outcome = "accepted"
+    elif not received:
+        outcome = "not_received"
+    elif received[-1].status == "rejected":
+        outcome = "refused"
+    else:
+        outcome = "pending"
+    first_accepted = as_utc(accepted[0].received_at) if accepted else None
+    timeliness: Timeliness | None = None
+    days_late: int | None = None
+    if counted is not None and first_accepted is not None:
+        late_by = (first_accepted.date() - deadline).days
+        timeliness = "late" if late_by > 0 else "on_time"
+        days_late = max(late_by, 0)
+    return Standing(
+        request=request,
+        files=received,
+        reminders=tuple(reminders),
+        counted=counted,
+        outcome_file=counted or (received[-1] if received else None),
+        first_accepted_received_at=first_accepted,
+        outcome=outcome,
+        timeliness=timeliness,
+        days_late=days_late,
+    )
+
+
+def cycle_standings(session: Session, cycle: m.ReportingCycle) -> dict[int, Standing]:
+    """The standing of every state the cycle has a request, a reminder or a file for.
+
+    Keyed by state id, in state id order. Four queries, whatever the number of states.
+    """
+    requests = session.scalars(
+        select(m.ReportRequest).where(m.ReportRequest.cycle_id == cycle.id)
+    ).all()
+    request_mail: dict[int, m.OutboxMessage] = {}
+    reminders: dict[int, list[Reminder]] = defaultdict(list)
+    for message in session.scalars(
+        select(m.OutboxMessage)
+        .where(
+            m.OutboxMessage.cycle_id == cycle.id,
+            m.OutboxMessage.state_id.is_not(None),
+            m.OutboxMessage.kind.in_(("request", "reminder")),
+        )
+        .order_by(m.OutboxMessage.id)
+    ):
+        state_id: int = message.state_id  # type: ignore[assignment]
+        if message.kind == "request":
+            request_mail.setdefault(state_id, message)
+        else:
+            # The key ends with the step ("reminder:<cycle>:<state>:<step>").
+            reminders[state_id].append(Reminder(message.key.rsplit(":", 1)[-1], message.sent_at))
+    issues: dict[tuple[int, str], int] = {
+        (submission_id, severity): count
+        for submission_id, severity, count in session.execute(
+            select(m.ValidationIssue.submission_id, m.ValidationIssue.severity, func.count())
+            .join(m.Submission, m.ValidationIssue.submission_id == m.Submission.id)
+            .where(m.Submission.cycle_id == cycle.id)
+            .group_by(m.ValidationIssue.submission_id, m.ValidationIssue.severity)
+        )
+    }
+    files: dict[int, list[ReceivedFile]] = defaultdict(list)
+    for submission in session.scalars(
+        select(m.Submission)
+        .where(m.Submission.cycle_id == cycle.id, m.Submission.state_id.is_not(None))
+        .order_by(m.Submission.received_at, m.Submission.id)
+    ):
+        files[submission.state_id].append(  # type: ignore[index]
+            ReceivedFile(
+                id=submission.id,
+                status=submission.status,
+                received_at=submission.received_at,
+                version=submission.version,
+                decided_at=submission.decided_at,
+                superseded=submission.superseded_by_id is not None,
+                errors=issues.get((submission.id, "error"), 0),
+                warnings=issues.get((submission.id, "warning"), 0),
+            )
+        )
+    by_state: dict[int, Request] = {}
+    for request in requests:
+        mail = request_mail.get(request.state_id)
+        by_state[request.state_id] = Request(
+            reference=request.reference,
+            created_at=request.created_at,
+            dispatched_at=request.dispatched_at,
+            email_status=mail.status if mail else None,
+            email_sent_at=mail.sent_at if mail else None,
+        )
+    states = sorted(set(by_state) | set(reminders) | set(files))
+    return {
+        state_id: state_standing(
+            by_state.get(state_id),
+            files.get(state_id, ()),
+            reminders.get(state_id, ()),
+            cycle.deadline,
+        )
+        for state_id in states
+    }
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
 
 
+def _state_status(request: m.ReportRequest, standing: Standing) -> dict[str, Any]:
+    """One state's entry in ``mou status --json``."""
+    shown = standing.outcome_file
+    sent = standing.request
+    return {
+        "state": request.state.code,
+        "name": request.state.name["en"],
+        "reference": request.reference,
+        "requested": _iso(sent.email_sent_at if sent else None),
+        "request_email": sent.email_status if sent else None,
+        # Every reminder queued, sent or not: the secretariat sees what is on its way.
+        "reminders": [r.step for r in standing.reminders],
+        "submissions": len(standing.files),
+        "latest": {
+            "id": shown.id,
+            "version": shown.version,
+            "status": shown.status,
+            "received": _iso(shown.received_at),
+            "decided": _iso(shown.decided_at),
+            "errors": shown.errors,
+            "warnings": shown.warnings,
+        }
+        if shown
+        else None,
+        "outcome": STATUS_OUTCOMES[standing.outcome],
+        "on_time": standing.on_time,
+    }
+
+
 def cycle_status(session: Session, cycle_id: int) -> dict[str, Any]:
-    """Plain data for ``mou status`` (and the dashboard)."""
+    """Plain data for ``mou status`` and the dashboard: the cycle, and each requested state's
+    request, reminders, files, outcome and timeliness (from ``cycle_standings``)."""
     cycle = get_cycle(session, cycle_id)
-    messages = session.scalars(
-        select(m.OutboxMessage).where(m.OutboxMessage.cycle_id == cycle.id)
-    ).all()
-    submissions = session.scalars(
-        select(m.Submission).where(m.Submission.cycle_id == cycle.id).order_by(m.Submission.id)
-    ).all()
-    states = []
-    for request in cycle.requests:
-        code = request.state.code
-        mine = [s for s in submissions if s.state_id == request.state_id]
-        sent = [x for x in messages if x.state_id == request.state_id]
-        request_mail = next((x for x in sent if x.kind == "request"), None)
-        status = StateStatus(
-            state=code,
-            name=request.state.name["en"],
-            reference=request.reference,
-            requested=_iso(request_mail.sent_at if request_mail else None),
-            request_email=request_mail.status if request_mail else None,
-            reminders=[x.key.rsplit(":", 1)[-1] for x in sent if x.kind == "reminder"],
-            submissions=len(mine),
-        )
-        if mine:
-            counted = [s for s in mine if s.status == "accepted" and s.superseded_by_id is None]
-            latest = counted[-1] if counted else mine[-1]
-            status.latest = {
-                "id": latest.id,
-                "version": latest.version,
-                "status": latest.status,
-                "received": _iso(latest.received_at),
-                "decided": _iso(latest.decided_at),
-                "errors": sum(1 for i in latest.issues if i.severity == "error"),
-                "warnings": sum(1 for i in latest.issues if i.severity == "warning"),
-            }
-            status.outcome = {"accepted": "accepted", "rejected": "refused"}.get(
-                latest.status, "pending"
-            )
-            if counted:
-                first_accepted = min(s.received_at for s in mine if s.status == "accepted")
-                status.on_time = first_accepted.date() <= cycle.deadline
-        states.append(asdict(status))
+    standings = cycle_standings(session, cycle)
+    states = [_state_status(request, standings[request.state_id]) for request in cycle.requests]
     return {
         "cycle": cycle.id,
         "instrument": cycle.instrument.code,
@@ -83,6 +281,6 @@ def cycle_status(session: Session, cycle_id: int) -> dict[str, Any]:
         "states": states,
         "summary": {
             outcome: sum(1 for s in states if s["outcome"] == outcome)
-            for outcome in ("accepted", "refused", "pending", "not received")
+            for outcome in STATUS_OUTCOMES.values()
         },
     }

@@ -46,10 +46,18 @@ class Issue:
 
 @dataclass(frozen=True)
 class AnswerValue:
+    """One answer: a scalar (row and column "") or a table cell.
+
+    Validation reads them from a workbook; the consolidation reads stored ones back, where
+    ``carried_forward`` says the value repeats the state's previous accepted return (the intake
+    decides that on storing, so a value fresh from a workbook leaves it False).
+    """
+
     field_key: str
     row_key: str
     column_key: str
     value: Any
+    carried_forward: bool = False
 
 
 @dataclass(frozen=True)
