@@ -28,9 +28,9 @@ from pypdf import PdfReader
 from mou.catalogue.bootstrap import prepare_database
 from mou.cli.reports import cmd_status
 from mou.cycle.standing import cycle_status
-from mou.portal.app import create_app
+from mou.portal.server import create_app
 from mou.reporting.consolidation import ConsolidatedCycle, consolidate
-from mou.reporting.render import progress_summary_html, render_progress_summary
+from mou.reporting.progress_summary import progress_summary_html, render_progress_summary
 from mou.settings import Settings
 from mou.store.database import engine_for, session_scope
 from tests import builders as b
