@@ -11,6 +11,7 @@ from typing import Any
 from mou.catalogue.bootstrap import prepare_database
 from mou.service.prefect_server import embedded_prefect_server, prefect_environment
 from mou.settings import Settings
+from mou.store.database import display_url
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -37,16 +38,21 @@ def serve(settings: Settings, portal: PortalStarter) -> int:
     return 0
 
 
+def banner(settings: Settings, api_url: str) -> list[str]:
+    """What ``mou serve`` prints on start: where to look. Never a password."""
+    outbox = settings.outbox_dir if not settings.smtp_host else settings.smtp_host
+    return [
+        f"Prefect UI:     {api_url.removesuffix('/api')}",
+        f"Database:       {display_url(settings.effective_database_url)}",
+        f"Files:          {settings.var_dir}",
+        f"Inbox:          {settings.inbox_dir} (drop returned workbooks here)",
+        f"Outbox:         {outbox}",
+    ]
+
+
 def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> None:
     os.environ.update(prefect_environment(settings.prefect_home, api_url))
-    ui = api_url.removesuffix("/api")
-    print(f"Prefect UI:     {ui}", flush=True)
-    print(f"Database:       {settings.effective_database_url}", flush=True)
-    print(f"Files:          {settings.var_dir}", flush=True)
-    print(f"Inbox:          {settings.inbox_dir} (drop returned workbooks here)", flush=True)
-    print(
-        f"Outbox:         {settings.outbox_dir if not settings.smtp_host else settings.smtp_host}"
-    )
+    print("\n".join(banner(settings, api_url)), flush=True)
     from mou.service.deployments import serve_deployments
     from mou.service.inbox import InboxWatcher
     from mou.service.protocol import InlineIngest

@@ -41,7 +41,18 @@ def engine_for(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+
+    @event.listens_for(engine, "connect")
+    def _utc_session(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # Sessions in UTC whatever the server's or the client's (PGTZ) zone, so dates such
+        # as "received on" and "on time" agree between SQL and Python on both databases.
+        # Committed, or the pool's rollback would undo it.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        dbapi_connection.commit()
+
+    return engine
 
 
 def get_engine(settings: Settings) -> Engine:
@@ -103,13 +114,14 @@ def upgrade(settings: Settings) -> None:
         command.upgrade(alembic_config(settings), "head")
     except OperationalError as exc:
         raise Refused(
-            f"cannot reach the database {_safe_url(settings.effective_database_url)}: "
+            f"cannot reach the database {display_url(settings.effective_database_url)}: "
             f"{str(exc.orig).strip().splitlines()[0]}. Check MOU_DATABASE_URL and that the "
             "server is running."
         ) from exc
 
 
-def _safe_url(url: str) -> str:
+def display_url(url: str) -> str:
+    """The database URL as it may be shown or logged: the password masked."""
     from sqlalchemy.engine import make_url
 
     try:

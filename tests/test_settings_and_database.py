@@ -1,0 +1,42 @@
+"""What the service shows of its configuration, and how it talks to PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from mou.service.serve import banner
+from mou.settings import Settings
+from mou.store.database import engine_for
+from tests.conftest import drop_postgres_database, make_postgres_database
+
+
+def test_the_start_banner_never_shows_the_database_password(tmp_path: Path) -> None:
+    settings = Settings(
+        var_dir=tmp_path, database_url="postgresql://mou:s3cr3t-Passw0rd@db.example.org/mou"
+    )
+    shown = "\n".join(banner(settings, "http://127.0.0.1:4200/api"))
+    assert "s3cr3t-Passw0rd" not in shown
+    assert "postgresql://mou:***@db.example.org/mou" in shown
+    assert settings.secret not in shown
+
+
+@pytest.mark.postgres
+def test_postgresql_sessions_run_in_utc_whatever_the_client_zone(
+    postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libpq takes the session's zone from PGTZ: a worker in Dushanbe must still write UTC.
+    monkeypatch.setenv("PGTZ", "Asia/Dushanbe")
+    url = make_postgres_database(postgres_server)
+    try:
+        with engine_for(url).connect() as connection:
+            assert connection.execute(text("SHOW TimeZone")).scalar_one() == "UTC"
+            midnight = connection.execute(
+                text("SELECT CAST(TIMESTAMPTZ '2027-03-31 23:30:00+00' AS date)")
+            ).scalar_one()
+        assert midnight == dt.date(2027, 3, 31)  # not 1 April, as in Dushanbe
+    finally:
+        drop_postgres_database(postgres_server, url)
