@@ -32,6 +32,9 @@ class Env:
     cami: int
 
 
+KEYED_TABLES = {"threats", "action_plan_implementation"}
+
+
 def open_test_cycles(settings: Settings) -> Env:
     prepare_database(settings)
     with session_scope(settings) as session:
@@ -291,3 +294,28 @@ def test_resubmitting_the_same_bytes_is_recognised(env: Env) -> None:
             )
         ).all()
         assert len(count) == 1
+
+
+def test_a_keyed_row_copied_twice_is_refused_naming_both_cells(env: Env) -> None:
+    answers = bukhara_answers("ru")
+    answers["threats"] = {
+        0: [answers["threats"][0][0], "Patrols doubled"],
+        1: [answers["threats"][0][0], "Patrols tripled"],
+    }
+    wb = load_workbook(io.BytesIO(fill(template(env, "KZ", "ru"), answers, keyed=KEYED_TABLES)))
+    sheet, ref = next(iter(wb.defined_names["threats"].destinations))
+    first_row = int(re.search(r"\$(\d+)", ref).group(1))
+    code_column = re.search(r"\$([A-Z]+)\$", ref).group(1)
+    ws = wb[sheet]
+    # The ministry copied the first threat's row over the second, code column included.
+    ws[f"{code_column}{first_row + 1}"] = ws[f"{code_column}{first_row}"].value
+    buffer = io.BytesIO()
+    wb.save(buffer)
+
+    outcome = submit(env, buffer.getvalue())
+    assert outcome.status == "rejected"
+    duplicate = next(i for i in outcome.issues if i.code == "duplicate_row")
+    assert duplicate.cell == f"{code_column}{first_row + 1}" and duplicate.sheet == sheet
+    assert f"{code_column}{first_row} ({sheet})" in duplicate.message
+    assert "дважды" in duplicate.message
+    assert answers_of(env.settings, outcome.submission_id) == {}

@@ -104,11 +104,17 @@ class _Validator:
             sheet, row, column = where
             cell = f"{get_column_letter(column)}{row}"
         label = spec.label(self.language) if spec else (field_key or "")
-        location = f"{cell} ({sheet})" if cell else ""
+        location = self.place(where) if where else ""
         text = self.messages.issue(code, field=label, cell=location, **params)
         severity = "warning" if code in WARNING_CODES else "error"
         key = field_key or (spec.key if spec else None)
         self.result.issues.append(Issue(severity, code, text, key, sheet, cell))
+
+    @staticmethod
+    def place(where: tuple[str, int, int]) -> str:
+        """A cell as a person finds it: B12 (3. Population)."""
+        sheet, row, column = where
+        return f"{get_column_letter(column)}{row} ({sheet})"
 
     def index(self, ref: str) -> dict[str, str]:
         if ref not in self._indexes:
@@ -214,6 +220,7 @@ class _Validator:
         keyed = bool(spec.row_source)
         offset = ROW_KEY_COLUMNS if keyed else 0
         valid_keys = self.row_keys(spec) if keyed else set()
+        first_seen: dict[str, str] = {}  # row key -> where its row is (a keyed row counts once)
         filled_rows = 0
         for index, row in enumerate(named.rows):
             row_number = named.min_row + index
@@ -223,10 +230,16 @@ class _Validator:
                 continue
             if keyed:
                 row_key = self.row_key(spec, cells[0], index)
+                where = (named.sheet, row_number, named.min_col)
                 if row_key not in valid_keys:
-                    where = (named.sheet, row_number, named.min_col)
                     self.issue("unknown_row", spec, where, value=to_text(cells[0] or "")[:20])
                     continue
+                if row_key in first_seen:
+                    # A copied row: two answers for one activity or threat cannot both count.
+                    code = to_text(cells[0] or "")[:20]
+                    self.issue("duplicate_row", spec, where, value=code, first=first_seen[row_key])
+                    continue
+                first_seen[row_key] = self.place(where)
             else:
                 filled_rows += 1
                 row_key = str(filled_rows)
