@@ -29,6 +29,7 @@ from mou.intake.rules import (
 from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
+from mou.store.database import fit
 from mou.workbook.extract import Limits, Problem
 from mou.workbook.identity import TemplateIdentity
 from mou.workbook.sandbox import SandboxLimits, default_sandbox
@@ -332,8 +333,8 @@ def _decide(
                     "severity": issue.severity,
                     "code": issue.code,
                     "field_key": issue.field_key,
-                    "sheet": issue.sheet,
-                    "cell": issue.cell,
+                    "sheet": fit(m.ValidationIssue, "sheet", issue.sheet),
+                    "cell": fit(m.ValidationIssue, "cell", issue.cell),
                     "message": issue.message,
                 }
                 for issue in issues

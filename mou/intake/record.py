@@ -36,6 +36,9 @@ def state_of_sender(session: Session, sender: str | None) -> m.RangeState | None
     return authority.state if authority else None
 
 
+SENDER_MAX = 254
+
+
 @dataclass(frozen=True)
 class Recorded:
     submission_id: int
@@ -55,6 +58,8 @@ def record_submission(
     expected_cycle_id: int | None = None,
 ) -> Recorded:
     """Keep the bytes and record a submission; the same bytes again give the first row."""
+    if sender is not None and len(sender) > SENDER_MAX:
+        sender = None  # not an address (RFC 5321 caps it): nobody to answer, nothing to store
     sha256 = filestore.store(session, settings.files_dir, data)
     expected = None
     if expected_state:

@@ -76,6 +76,18 @@ def session_scope(settings: Settings) -> Iterator[Session]:
         session.close()
 
 
+def fit(model: type[Any], column: str, value: str | None) -> str | None:
+    """``value`` cut to the column's length, marked with an ellipsis.
+
+    SQLite stores any length and PostgreSQL refuses one too long: cut before the insert, both
+    keep the same text (text from a hostile file, such as a sheet name, can be any length).
+    """
+    length = getattr(model.__table__.c[column].type, "length", None)
+    if value is None or length is None or len(value) <= length:
+        return value
+    return value[: length - 1] + "…"
+
+
 def begin_sqlite_transaction(session: Session) -> None:
     """Start the transaction before a SAVEPOINT on SQLite.
 
