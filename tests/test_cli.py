@@ -124,6 +124,35 @@ def test_refusals_are_one_line_and_exit_1(workdir: Path) -> None:
         result = mou(workdir, *args)
         assert result.returncode == 1, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # Cycle 1 is a Bukhara cycle: a CAMI template for it would be the wrong workbook.
+    wrong = mou(workdir, "template", "cami", "KZ", "--cycle", "1", "--lang", "ru", "-o", "c.xlsx")
+    assert wrong.returncode == 1 and "is a bukhara-deer cycle" in wrong.stderr
+    assert not (workdir / "c.xlsx").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (None, "run `mou db upgrade`"),  # a database nobody set up yet
+        ("postgresql://nobody@127.0.0.1:1/nowhere", "cannot reach the database"),
+        ("nonsense://", "is not a database URL"),
+    ],
+)
+def test_a_database_that_cannot_answer_says_what_to_do_in_one_line(
+    tmp_path: Path, url: str | None, says: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MOU_", "PREFECT_API"))}
+    env["MOU_VAR_DIR"] = str(tmp_path / "var")
+    if url:
+        env["MOU_DATABASE_URL"] = url
+    for args in (("status", "1"), ("catalogue",), ("export", "1", "-o", "x.json")):
+        result = subprocess.run(
+            [MOU, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+        )
+        assert result.returncode == 1, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert says in result.stderr
 
 
 def test_wrong_usage_exits_2(workdir: Path) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from mou.cli import cycles as cli_cycles
 from mou.cli import forms as cli_forms
@@ -15,6 +18,7 @@ from mou.cli import reports as cli_reports
 from mou.cli.common import iso_date, print_json, terminal_progress
 from mou.errors import Refused
 from mou.settings import Settings, get_settings, settings_problem
+from mou.store.database import database_problem
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -126,12 +130,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Refused as exc:
         print(f"mou: {exc}", file=sys.stderr)
         return 1
+    except SQLAlchemyError as exc:
+        problem = database_problem(exc, settings)
+        if problem is None:
+            return _internal_error(exc)
+        print(f"mou: {problem}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # output piped into `head`: not an error of ours
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
         print("mou: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """A fault of ours: one line for the person, the traceback only when asked for."""
+    if os.environ.get("MOU_DEBUG"):
+        traceback.print_exception(exc)
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    print(
+        f"mou: internal error ({type(exc).__name__}{': ' + detail if detail else ''}); "
+        "nothing was changed by the failed step. Run again with MOU_DEBUG=1 for the details "
+        "and report it to the Secretariat's technical team.",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ def cmd_template(args: argparse.Namespace, settings: Settings) -> int:
     from mou.store.database import session_scope
 
     with session_scope(settings) as session:
-        data = template_for(session, settings, args.cycle, args.state, args.lang)
+        data = template_for(
+            session, settings, args.cycle, args.state, args.lang, instrument_code=args.instrument
+        )
     write_output_file(args.output, data)
     print(f"template for {args.state.upper()}, cycle {args.cycle}, {args.lang}: {args.output}")
     return 0

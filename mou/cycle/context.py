@@ -97,12 +97,27 @@ def carried_forward_answers(form: FormSpec, submission: m.Submission) -> dict[st
 
 
 def template_for(
-    session: Session, settings: Settings, cycle_id: int, state_code: str, language: str
+    session: Session,
+    settings: Settings,
+    cycle_id: int,
+    state_code: str,
+    language: str,
+    *,
+    instrument_code: str | None = None,
 ) -> bytes:
-    """The workbook a state fills for a cycle, pre-filled from its last accepted report."""
+    """The workbook a state fills for a cycle, pre-filled from its last accepted report.
+
+    ``instrument_code``, when the caller names one, must be the cycle's.
+    """
     cycle = get_cycle(session, cycle_id)
     state = state_by_code(session, state_code)
     instrument = cycle.instrument
+    if instrument_code is not None and instrument_code != instrument.code:
+        raise Refused(
+            f"cycle {cycle.id} is a {instrument.code} cycle ({cycle.period}), not "
+            f"{instrument_code}: use `mou template {instrument.code} {state.code} --cycle "
+            f"{cycle.id}`, or the cycle of {instrument_code}"
+        )
     if language not in settings.languages:
         raise Refused(f"language {language!r} is not one of {', '.join(settings.languages)}")
     request = session.scalars(

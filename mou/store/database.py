@@ -132,6 +132,38 @@ def upgrade(settings: Settings) -> None:
         ) from exc
 
 
+def database_problem(exc: BaseException, settings: Settings) -> str | None:
+    """What to tell a person about a database error, in one line, or None if it is not one.
+
+    A database not set up yet, one that cannot be reached and a URL that is not one each say
+    what to do; anything else is not for a person to mend.
+    """
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, ProgrammingError
+
+    url = display_url(settings.effective_database_url)
+    if isinstance(exc, ArgumentError | NoSuchModuleError):
+        return (
+            f"MOU_DATABASE_URL is not a database URL ({url}): use sqlite:///PATH or "
+            "postgresql://USER@HOST/DB"
+        )
+    if not isinstance(exc, DBAPIError):
+        return None
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    missing_table = "no such table" in detail or (
+        isinstance(exc, ProgrammingError) and "does not exist" in detail
+    )
+    if missing_table:
+        return (
+            f"the database {url} is not set up, or is older than this version: run `mou db upgrade`"
+        )
+    if isinstance(exc, OperationalError):
+        return (
+            f"cannot reach the database {url}: {detail}. Check MOU_DATABASE_URL and that the "
+            "server is running."
+        )
+    return None
+
+
 def display_url(url: str) -> str:
     """The database URL as it may be shown or logged: the password masked."""
     from sqlalchemy.engine import make_url
