@@ -9,6 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from mou.cycle.schedule import cycle_for_run
 from mou.service.protocol import open_and_dispatch
+from mou.service.runtime import scheduled_day
 from mou.settings import get_settings
 
 
@@ -22,7 +23,7 @@ def open_cycle_flow(
     """Open ``instrument``'s cycle; without a period, the one that ended before today."""
     settings = get_settings()
     if period is None or deadline is None:
-        period, deadline = cycle_for_run(instrument, dt.date.today(), settings)
+        period, deadline = cycle_for_run(instrument, scheduled_day(), settings)
     logger = get_run_logger()
     opening = open_and_dispatch(
         settings,

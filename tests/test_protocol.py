@@ -457,3 +457,22 @@ def test_the_sweep_goes_on_past_a_receipt_that_cannot_be_written(
     report = sweep(service, older_than=dt.timedelta(0))
     assert report.receipts == [fine]
     assert any("kz@example.org" in r.rcpt_tos for r in smtp.received)
+
+
+def test_a_return_for_another_instrument_does_not_silence_a_reminder(service: Settings) -> None:
+    bukhara = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, states=["KZ"])
+    cami = open_and_dispatch(service, "cami", "2024-2026", DEADLINE, states=["KZ"]).cycle_id
+    # Kazakhstan's CAMI return, from its focal ministry, recorded and not yet read.
+    with session_scope(service) as session:
+        cami_template = template_for(session, service, cami, "KZ", "ru")
+    receive_file(
+        service, cami_template, filename="kz-cami.xlsx", sender="environment.kz@example.org"
+    )
+    assert remind(service, DEADLINE) == 2  # both cycles' "due" reminders
+    with session_scope(service) as session:
+        keys = set(
+            session.scalars(
+                select(m.OutboxMessage.key).where(m.OutboxMessage.kind == "reminder")
+            ).all()
+        )
+    assert f"reminder:{bukhara.cycle_id}:KZ:due" in keys

@@ -28,9 +28,12 @@ def _has_return(session: Session, request: m.ReportRequest) -> bool:
             m.Submission.state_id == request.state_id,
         )
     ).all()
+    # Only a return known to be for this very request (its portal link names the cycle): a
+    # file of the same state for another instrument or cycle must not silence this one.
     pending = session.scalars(
         select(m.Submission.id).where(
             m.Submission.expected_state_id == request.state_id,
+            m.Submission.expected_cycle_id == request.cycle_id,
             m.Submission.status == "received",
         )
     ).first()
