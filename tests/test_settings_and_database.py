@@ -40,3 +40,29 @@ def test_postgresql_sessions_run_in_utc_whatever_the_client_zone(
         assert midnight == dt.date(2027, 3, 31)  # not 1 April, as in Dushanbe
     finally:
         drop_postgres_database(postgres_server, url)
+
+
+def test_the_embedded_prefect_server_gets_none_of_the_services_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mou.service import prefect_server
+
+    monkeypatch.setenv("MOU_SECRET", "a-configured-secret-value-123")
+    monkeypatch.setenv("MOU_SMTP_PASSWORD", "relay-password")
+    monkeypatch.setenv("MOU_DATABASE_URL", "postgresql://mou:db-password@db/mou")
+    started: dict[str, dict[str, str]] = {}
+
+    class Started(Exception):
+        pass
+
+    def popen(args, env, **kwargs):
+        started["env"] = env
+        raise Started
+
+    monkeypatch.setattr(prefect_server.subprocess, "Popen", popen)
+    with pytest.raises(Started), prefect_server.embedded_prefect_server(tmp_path, "127.0.0.1", 1):
+        pass
+    env = started["env"]
+    assert not [name for name in env if name.startswith("MOU_")]
+    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    assert "db-password" not in " ".join(env.values())

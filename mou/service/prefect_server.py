@@ -17,6 +17,16 @@ from pathlib import Path
 from mou.errors import Refused
 
 
+def server_environment(home: Path) -> dict[str, str]:
+    """The embedded Prefect server's environment: the service's own settings left out.
+
+    The server needs none of ``MOU_*``, and they hold the service's secrets (the signing
+    secret, passwords in the database URL and for SMTP, the dashboard token).
+    """
+    env = prefect_environment(home)
+    return {name: value for name, value in env.items() if not name.startswith("MOU_")}
+
+
 def prefect_environment(home: Path, api_url: str | None = None) -> dict[str, str]:
     """Environment for a Prefect process: own home, no telemetry, quick polling."""
     env = dict(os.environ)
@@ -62,7 +72,7 @@ def embedded_prefect_server(
     log = (home / "server.log").open("ab")
     process = subprocess.Popen(
         [prefect, "server", "start", "--host", host, "--port", str(port)],
-        env=prefect_environment(home),
+        env=server_environment(home),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches us; we stop the server in order
