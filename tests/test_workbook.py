@@ -319,3 +319,25 @@ def test_a_keyed_row_copied_twice_is_refused_naming_both_cells(env: Env) -> None
     assert f"{code_column}{first_row} ({sheet})" in duplicate.message
     assert "дважды" in duplicate.message
     assert answers_of(env.settings, outcome.submission_id) == {}
+
+
+@pytest.mark.parametrize(
+    "typed", ["Ivanov, ministry of ecology", "focal@ministry", "a@b.org; c@d.org", "a b@c.org"]
+)
+def test_an_email_field_takes_only_an_address(env: Env, typed: str) -> None:
+    answers = bukhara_answers("ru")
+    answers["focal_point_email"] = typed
+    outcome = submit(env, fill(template(env, "UZ", "ru"), answers, keyed=KEYED_TABLES))
+    assert outcome.status == "rejected"
+    (issue,) = [i for i in outcome.issues if i.code == "not_an_email"]
+    assert issue.field_key == "focal_point_email" and issue.cell
+    assert "не является адресом электронной почты" in issue.message
+
+
+def test_an_email_address_is_taken_as_typed_around_it(env: Env) -> None:
+    answers = bukhara_answers()
+    answers["focal_point_email"] = " mailto:Focal.Point@ecology.uz "
+    outcome = submit(env, fill(template(env, "UZ"), answers, keyed=KEYED_TABLES))
+    assert outcome.status == "accepted", [i.message for i in outcome.issues]
+    stored = answers_of(env.settings, outcome.submission_id)
+    assert stored[("focal_point_email", "", "")] == "Focal.Point@ecology.uz"

@@ -51,6 +51,7 @@ class FieldSpec(BaseModel):
     required: bool = False
     carry_forward: bool = False
     max_length: int | None = None
+    format: Literal["email"] | None = None  # for text: what the text must look like
     min: Bound | None = None
     max: Bound | None = None
     choices: str | None = None
@@ -63,6 +64,8 @@ class FieldSpec(BaseModel):
     def _shape(self) -> FieldSpec:
         if not _KEY.match(self.key) or _CELL_LIKE.match(self.key):
             raise ValueError(f"key {self.key!r} cannot be an Excel defined name")
+        if self.format and self.type != "text":
+            raise ValueError(f"{self.key}: only a text field has a format")
         if self.type in ("choice", "multi_choice") and not self.choices:
             raise ValueError(f"{self.key}: a {self.type} field needs choices")
         if self.type == "table":

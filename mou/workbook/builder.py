@@ -125,6 +125,8 @@ class _Builder:
 
     def hint(self, spec: FieldSpec) -> str:
         ui = self.messages.ui
+        if spec.format == "email":
+            return ui("hint_email")
         if spec.type == "text":
             return ui("hint_multiline") if spec.multiline else ui("hint_text")
         if spec.type in ("integer", "decimal"):

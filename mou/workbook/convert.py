@@ -188,3 +188,15 @@ def to_text(raw: Any) -> str:
     if isinstance(raw, float) and raw.is_integer():
         return str(int(raw))
     return str(raw).strip()
+
+
+# One address, as RFC 5322 allows it in practice: no spaces, one @, a dotted domain.
+_EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\].]+")
+
+
+def to_email(raw: Any) -> str:
+    """One email address as typed (trimmed, a ``mailto:`` dropped), or Unreadable."""
+    text = _text(raw).strip().removeprefix("mailto:").strip()
+    if not _EMAIL.fullmatch(text) or ".." in text:
+        raise Unreadable("not_an_email")
+    return text

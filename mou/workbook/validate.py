@@ -24,6 +24,7 @@ from mou.workbook.convert import (
     to_choices,
     to_date,
     to_decimal,
+    to_email,
     to_integer,
     to_text,
     to_year,
@@ -167,6 +168,8 @@ class _Validator:
                 value = to_choice(raw, self.index(spec.choices or ""))
             elif spec.type == "multi_choice":
                 value = to_choices(raw, self.index(spec.choices or ""))
+            elif spec.format == "email":
+                value = to_email(raw)
             else:
                 value = to_text(raw)
         except Unreadable as problem:
