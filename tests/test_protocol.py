@@ -4,6 +4,7 @@ sweep; every effect happens once, whatever is re-run, retried or interrupted."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 import time
 from pathlib import Path
@@ -304,7 +305,7 @@ def test_inbox_file_is_recorded_once_and_moved_aside(service: Settings) -> None:
     dropped = service.inbox_dir / "uz.xlsx"
     dropped.write_bytes(filled_return(service, cycle, "UZ"))
     (service.inbox_dir / "uz.xlsx.json").write_text('{"sender": "z@example.org"}')
-    watcher = InboxWatcher(service)
+    watcher = InboxWatcher(service, settle_seconds=0)
     assert watcher.scan() == []  # first look: size noted, file may still be growing
     [submission_id] = watcher.scan()
     assert watcher.scan() == []
@@ -329,7 +330,7 @@ def test_inbox_with_inline_ingest_decides_and_receipts_at_once(service: Settings
     service.inbox_dir.mkdir(parents=True, exist_ok=True)
     data = filled_return(service, cycle, "UZ")
     ingest = InlineIngest(service)
-    watcher = InboxWatcher(service, ingest=ingest)
+    watcher = InboxWatcher(service, ingest=ingest, settle_seconds=0)
     try:
         (service.inbox_dir / "uz.xlsx").write_bytes(data)
         watcher.scan()
@@ -476,3 +477,47 @@ def test_a_return_for_another_instrument_does_not_silence_a_reminder(service: Se
             ).all()
         )
     assert f"reminder:{bukhara.cycle_id}:KZ:due" in keys
+
+
+def test_a_dropped_file_is_taken_only_once_it_has_settled(service: Settings) -> None:
+    from mou.service.inbox import InboxWatcher
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    service.inbox_dir.mkdir(parents=True, exist_ok=True)
+    data = filled_return(service, cycle, "UZ")
+    dropped = service.inbox_dir / "uz.xlsx"
+    dropped.write_bytes(data[: len(data) // 2])  # a copy over a share, paused half way
+    written = dropped.stat().st_mtime
+    watcher = InboxWatcher(service, settle_seconds=2.0)
+    assert watcher.scan(now=written + 0.3) == []
+    assert watcher.scan(now=written + 0.6) == []  # same size, but modified only just now
+    with dropped.open("ab") as handle:  # the copy resumes and finishes
+        handle.write(data[len(data) // 2 :])
+    finished = dropped.stat().st_mtime
+    assert watcher.scan(now=finished + 0.3) == []
+    [submission_id] = watcher.scan(now=finished + 2.5)
+    with session_scope(service) as session:
+        stored = session.get(m.Submission, submission_id).file_sha256
+    assert stored == hashlib.sha256(data).hexdigest()  # the whole file, not half of it
+
+
+@pytest.mark.parametrize(
+    "sidecar", ['["z@example.org"]', "{not json", '{"sender": 42}', '{"from": "z@example.org"}']
+)
+def test_a_drop_with_a_broken_sidecar_is_refused_once_with_a_note(
+    service: Settings, sidecar: str
+) -> None:
+    from mou.service.inbox import InboxWatcher
+
+    service.inbox_dir.mkdir(parents=True, exist_ok=True)
+    (service.inbox_dir / "uz.xlsx").write_bytes(b"PK whatever")
+    (service.inbox_dir / "uz.xlsx.json").write_text(sidecar)
+    watcher = InboxWatcher(service, settle_seconds=0)
+    assert watcher.scan() == [] and watcher.scan() == []
+    assert sorted(p.name for p in service.inbox_dir.iterdir()) == ["refused"]
+    refused = sorted(p.name for p in (service.inbox_dir / "refused").iterdir())
+    assert len(refused) == 3 and refused[-1].endswith("uz.xlsx.refused.txt")
+    note = (service.inbox_dir / "refused" / refused[-1]).read_text()
+    assert "uz.xlsx.json" in note and "drop both files" in note
+    assert count(service, m.Submission) == 0
+    assert watcher.scan() == []

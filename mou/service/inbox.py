@@ -1,8 +1,11 @@
 """The drop folder (var/inbox): each new file is recorded, then announced for ingest.
 
-A file is taken once its size has stayed the same between two looks (still being copied
-otherwise). A sidecar ``<file>.json`` may say who sent it: {"sender": ..., "state": ...}.
-Taken files move to ``inbox/taken/``; the bytes are already in the file store.
+A file is taken once it is complete: its size and modification time the same between two
+looks, and not modified for ``settle_seconds`` (a copy over a network share pauses). A
+sidecar ``<file>.json`` may say who sent it: {"sender": ..., "state": ...}. Taken files move
+to ``inbox/taken/``; the bytes are already in the file store. A file whose sidecar cannot be
+read moves to ``inbox/refused/`` with a note saying why, and is not tried again; a file that
+cannot be recorded now (the database is away) is tried again after a growing pause.
 """
 
 from __future__ import annotations
@@ -18,24 +21,59 @@ from mou.settings import Settings
 
 log = logging.getLogger(__name__)
 TAKEN = "taken"
+REFUSED = "refused"
+RETRY_AFTER_MAX = 300.0  # seconds between tries of a file the database could not take
 
 
-def _sidecar(path: Path) -> dict[str, str]:
+class BadSidecar(ValueError):
+    """The sidecar of a dropped file is not a JSON object of sender and state."""
+
+
+def read_sidecar(path: Path) -> dict[str, str]:
+    """What ``<file>.json`` says of the dropped file: sender and state; BadSidecar if broken."""
     sidecar = path.with_name(path.name + ".json")
     if not sidecar.exists():
         return {}
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8"))
-        return {k: str(v) for k, v in data.items() if k in ("sender", "state") and v}
-    except (OSError, ValueError):
-        return {}
+    except (OSError, ValueError) as exc:
+        raise BadSidecar(f"{sidecar.name} is not readable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise BadSidecar(f'{sidecar.name} must be a JSON object such as {{"sender": "..."}}')
+    unknown = sorted(set(data) - {"sender", "state"})
+    if unknown:
+        raise BadSidecar(f"{sidecar.name} has unknown keys {unknown}: use sender and state")
+    if not all(isinstance(value, str) for value in data.values()):
+        raise BadSidecar(f"{sidecar.name}: sender and state must be text")
+    return {key: value for key, value in data.items() if value}
+
+
+def refuse_drop(path: Path, reason: str) -> Path:
+    """Move a dropped file and its sidecar to ``inbox/refused/``, with a note of why."""
+    refused = path.parent / REFUSED
+    refused.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = refused / f"{stamp}-{path.name}"
+    path.replace(target)
+    sidecar = path.with_name(path.name + ".json")
+    if sidecar.exists():
+        sidecar.replace(refused / f"{stamp}-{sidecar.name}")
+    note = target.with_name(target.name + ".refused.txt")
+    note.write_text(
+        f"{path.name} was not taken: {reason}\nMend it and drop both files into the inbox again.\n",
+        encoding="utf-8",
+    )
+    log.error("inbox: %s refused: %s", path.name, reason)
+    return target
 
 
 def take_file(settings: Settings, path: Path, ingest: InlineIngest | None = None) -> int | None:
     """Record one dropped file and move it aside; returns the submission id. With ``ingest``
-    the return is decided here at once; without, the deployment trigger decides it."""
+    the return is decided here at once; without, the deployment trigger decides it.
+
+    BadSidecar if its sidecar cannot be read (nothing is recorded then)."""
+    meta = read_sidecar(path)
     data = path.read_bytes()
-    meta = _sidecar(path)
     submission_id, created = receive_file(
         settings,
         data,
@@ -61,12 +99,18 @@ class InboxWatcher:
     """Polls the inbox in a thread; polling works on every filesystem, local or shared."""
 
     def __init__(
-        self, settings: Settings, interval: float = 0.25, ingest: InlineIngest | None = None
+        self,
+        settings: Settings,
+        interval: float = 0.25,
+        ingest: InlineIngest | None = None,
+        settle_seconds: float = 1.0,
     ) -> None:
         self.settings = settings
         self.interval = interval
         self.ingest = ingest
-        self._sizes: dict[Path, int] = {}
+        self.settle_seconds = settle_seconds
+        self._looks: dict[Path, tuple[int, int]] = {}  # (size, mtime) at the last look
+        self._failures: dict[Path, tuple[int, float]] = {}  # (count, not before)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inbox-watcher", daemon=True)
 
@@ -78,26 +122,40 @@ class InboxWatcher:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def scan(self) -> list[int]:
+    def scan(self, now: float | None = None) -> list[int]:
         """One look at the folder; returns the submissions recorded."""
+        now = time.time() if now is None else now
         recorded = []
-        seen: dict[Path, int] = {}
+        looks: dict[Path, tuple[int, int]] = {}
         for path in sorted(self.settings.inbox_dir.iterdir()):
             if not path.is_file() or path.name.startswith(".") or path.suffix == ".json":
                 continue
-            size = path.stat().st_size
-            seen[path] = size
-            if self._sizes.get(path) != size:
+            stat = path.stat()
+            looks[path] = (stat.st_size, stat.st_mtime_ns)
+            if self._looks.get(path) != looks[path]:
                 continue  # new or still growing: look again next time
+            if now - stat.st_mtime_ns / 1e9 < self.settle_seconds:
+                continue  # unchanged, but only just: a copy may resume
+            count, not_before = self._failures.get(path, (0, 0.0))
+            if now < not_before:
+                continue
             try:
                 submission_id = take_file(self.settings, path, self.ingest)
+            except BadSidecar as problem:
+                refuse_drop(path, str(problem))
+                looks.pop(path, None)
+                continue
             except Exception:  # a database hiccup: the file stays and is tried again
                 log.exception("could not take %s from the inbox", path.name)
+                pause = min(RETRY_AFTER_MAX, self.interval * 2 ** (count + 2))
+                self._failures[path] = (count + 1, now + pause)
                 continue
+            self._failures.pop(path, None)
             if submission_id is not None:
                 recorded.append(submission_id)
-                seen.pop(path, None)
-        self._sizes = seen
+                looks.pop(path, None)
+        self._looks = looks
+        self._failures = {p: f for p, f in self._failures.items() if p in looks}
         return recorded
 
     def _run(self) -> None:
