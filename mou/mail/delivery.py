@@ -6,8 +6,15 @@ message. Delivery goes to the configured SMTP relay, or, with no relay configure
 files in ``var/outbox`` (``mou.mail.transports``).
 
 A sender that crashes after the relay accepted a message but before recording it leaves the
-row in "sending"; after ``STALE_CLAIM_AFTER`` it is sent again (at-least-once in that one
-window, with the same Message-ID so mail clients can recognise the duplicate).
+row in "sending"; it is sent again once the claim is known to be dead: at once when the
+claimant was a process of this machine that no longer runs, after ``STALE_CLAIM_AFTER``
+otherwise (at-least-once in that one window, with the same Message-ID so mail clients can
+recognise the duplicate).
+
+A transient failure (the relay down, a timeout, a 4xx) is retried with back-off for about a
+week (``MAX_ATTEMPTS``), so a relay down for a weekend loses nothing; a permanent refusal (5xx) of
+every recipient fails the message at once. When only some recipients are refused the message
+is "partial": delivered to the others, the refused addresses recorded in ``last_error``.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ from mou.store.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 10
+# Transient failures are retried, at most an hour apart once backed off, for about a week
+# (8 attempts to reach the hour, then hourly): a relay down for a weekend loses nothing.
+MAX_ATTEMPTS = 8 + 7 * 24
 STALE_CLAIM_AFTER = dt.timedelta(minutes=15)
 RETRY_BASE = dt.timedelta(seconds=30)
 RETRY_CAP = dt.timedelta(hours=1)
@@ -44,20 +53,23 @@ class DeliveryReport:
     """What one ``deliver_pending`` run did.
 
     ``sent``: delivered in this run. ``deferred``: failed transiently in this run, to be retried.
-    ``failed``: given up in this run (permanent refusal or ``MAX_ATTEMPTS`` reached).
+    ``failed``: given up in this run (permanent refusal, or ``MAX_ATTEMPTS`` reached).
+    ``partial``: delivered, but some recipients were refused.
     ``still_pending``: rows in status "pending" after the run (not yet due, or not reached).
     """
 
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    partial: int = 0
     still_pending: int = 0
     sent_message_ids: list[str] = field(default_factory=list)
 
 
 def retry_delay(attempts: int) -> dt.timedelta:
     """Wait after the ``attempts``-th failed attempt: 30 s, 1 min, 2 min, ... at most 1 h."""
-    return min(RETRY_BASE * 2 ** max(attempts - 1, 0), RETRY_CAP)
+    # The exponent is capped: 2**n of a week's attempts would overflow a timedelta.
+    return min(RETRY_BASE * 2 ** min(max(attempts - 1, 0), 16), RETRY_CAP)
 
 
 def deliver_pending(
@@ -173,10 +185,14 @@ def _attempt(
         _defer_or_fail(settings, message, worker, clock(), _one_line(exc), False, report)
         return True
 
-    note = f"sent; recipients refused: {_refusals(refused)}" if refused else None
     if refused:
+        # Delivered to the others: recorded as such, never as plainly "sent".
+        note = f"recipients refused: {_refusals(refused)}"
         logger.warning("message %s: %s", message.key, note)
-    _finish(settings, message, worker, status="sent", sent_at=clock(), last_error=note)
+        _finish(settings, message, worker, status="partial", sent_at=clock(), last_error=note)
+        report.partial += 1
+    else:
+        _finish(settings, message, worker, status="sent", sent_at=clock(), last_error=None)
     report.sent += 1
     report.sent_message_ids.append(message.message_id)
     logger.info("sent %s (%s) by %s", message.key, message.message_id, worker)
@@ -235,21 +251,42 @@ def _finish(settings: Settings, message: OutboxMessage, worker: str, **values: A
             )
 
 
+def claimant_gone(claimed_by: str | None) -> bool:
+    """True when the claim was made by a process of this machine that no longer runs."""
+    host, _, rest = (claimed_by or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine's: only its age can tell
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
 def _release_stale_claims(settings: Settings, now: dt.datetime) -> int:
-    """Return messages left "sending" by a crashed sender to "pending"; returns how many failed."""
+    """Return messages left "sending" by a crashed sender to "pending"; returns how many failed.
+
+    A claim is stale after ``STALE_CLAIM_AFTER``, or at once when its claimant was a process of
+    this machine that has gone (a restart after a crash resends within a minute).
+    """
     cutoff = now - STALE_CLAIM_AFTER
     failed = 0
     with session_scope(settings) as session:
-        stale = session.execute(
+        claims = session.execute(
             select(
                 OutboxMessage.id,
                 OutboxMessage.key,
                 OutboxMessage.attempts,
                 OutboxMessage.claimed_by,
                 OutboxMessage.claimed_at,
-            ).where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < cutoff)
+            ).where(OutboxMessage.status == "sending")
         ).all()
-        for outbox_id, key, attempts, claimed_by, claimed_at in stale:
+        for outbox_id, key, attempts, claimed_by, claimed_at in claims:
+            if claimed_at >= cutoff and not claimant_gone(claimed_by):
+                continue
             exhausted = attempts >= MAX_ATTEMPTS
             error = (
                 f"sender {claimed_by} stopped while sending (claimed at {claimed_at.isoformat()})"
@@ -259,7 +296,7 @@ def _release_stale_claims(settings: Settings, now: dt.datetime) -> int:
                 .where(
                     OutboxMessage.id == outbox_id,
                     OutboxMessage.status == "sending",
-                    OutboxMessage.claimed_at < cutoff,
+                    OutboxMessage.claimed_at == claimed_at,
                 )
                 .values(
                     status="failed" if exhausted else "pending",

@@ -25,7 +25,8 @@ from mou.store.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
 
-STATUSES = ("pending", "sending", "sent", "failed")
+# partial: delivered, but some recipients were refused (last_error names them).
+STATUSES = ("pending", "sending", "sent", "partial", "failed")
 
 _KEY_LENGTH = 200  # OutboxMessage.key
 _KIND_LENGTH = 20  # OutboxMessage.kind
