@@ -17,7 +17,14 @@ from mou.cycle.context import template_for
 from mou.intake import decide as intake
 from mou.intake import record
 from mou.mail.delivery import deliver_pending
-from mou.service.protocol import open_and_dispatch, process_submission, receive_file, remind, sweep
+from mou.service.protocol import (
+    UndecidedSubmission,
+    open_and_dispatch,
+    process_submission,
+    receive_file,
+    remind,
+    sweep,
+)
 from mou.settings import Settings
 from mou.store import models as m
 from mou.store.database import session_scope
@@ -385,11 +392,34 @@ def test_a_return_that_cannot_be_decided_is_set_aside_and_the_next_is_decided(
         return real_validate(extraction, context, messages)
 
     monkeypatch.setattr(intake, "validate", fails_while_broken)
-    outcome = process_submission(service, bad)
-    assert outcome.status == "rejected" and outcome.version is None
-    assert [issue.code for issue in outcome.issues] == ["processing_failed"]
+    # Tried twice at once, then left for the sweep: a passing fault must not refuse a return.
+    with pytest.raises(UndecidedSubmission):
+        process_submission(service, bad)
+    with session_scope(service) as session:
+        assert session.get(m.Submission, bad).status == "received"
+    # The third fault, in the sweep, sets it aside; the sweep goes on to the next return.
+    report = sweep(service, older_than=dt.timedelta(0))
+    assert report.ingested == [bad] and report.failed == [good]  # good fails too: still broken
+    with session_scope(service) as session:
+        set_aside = session.get(m.Submission, bad)
+        assert [i.code for i in set_aside.issues] == ["processing_failed"]
+        assert set_aside.status == "rejected" and set_aside.version is None
     broken["now"] = False
     assert process_submission(service, good).status == "accepted"
+
+    # The Secretariat has been told, by email and on its dashboard.
+    from mou.portal.server import create_app
+    from tests.test_portal import TestClient, login
+
+    alert = next(r.message for r in smtp.received if "cms.secretariat@example.org" in r.rcpt_tos)
+    alert_text = alert.get_body(("plain",)).get_content()
+    assert "tm.xlsx" in str(alert["Subject"]) and "TypeError" in alert_text
+    secretariat = service.model_copy(update={"secretariat_token": "a-dashboard-token-1234"})
+    client = TestClient(create_app(secretariat, ingest="thread"))
+    assert login(client, "a-dashboard-token-1234").status_code == 303
+    dashboard = client.get("/dashboard?lang=ru").text
+    assert "Отчеты, которые не удалось обработать" in dashboard
+    assert f"/dashboard/submissions/{bad}/file" in dashboard and "tm.xlsx" in dashboard
 
     receipt = next(
         r.message
@@ -412,7 +442,7 @@ def test_a_return_that_cannot_be_decided_is_set_aside_and_the_next_is_decided(
     assert len(smtp.received) == before
 
 
-def test_the_sweep_sets_aside_a_return_after_a_few_failed_attempts(
+def test_a_database_that_keeps_failing_on_one_return_never_refuses_it(
     service: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sqlalchemy.exc import OperationalError
@@ -423,23 +453,52 @@ def test_the_sweep_sets_aside_a_return_after_a_few_failed_attempts(
     stuck, _ = receive_file(service, filled_return(service, cycle, "TM"), filename="tm.xlsx")
     fine, _ = receive_file(service, filled_return(service, cycle, "KZ"), filename="kz.xlsx")
     real_ingest = protocol.ingest_submission
+    down = {"now": True}
 
     def database_fails_on_it(session, settings, submission_id, now=None):
-        if submission_id == stuck:
+        if submission_id == stuck and down["now"]:
             raise OperationalError("SELECT", {}, Exception("server closed the connection"))
         return real_ingest(session, settings, submission_id, now)
 
     monkeypatch.setattr(protocol, "ingest_submission", database_fails_on_it)
     first = sweep(service, older_than=dt.timedelta(0))
     assert first.failed == [stuck] and first.ingested == [fine]  # the sweep went on
-    second = sweep(service, older_than=dt.timedelta(0))
-    assert second.failed == [stuck] and second.ingested == []
-    third = sweep(service, older_than=dt.timedelta(0))
-    assert third.failed == [] and third.ingested == [stuck]  # set aside, with a reason
+    for _ in range(4):  # the database being away is not the file's fault: never set aside
+        assert sweep(service, older_than=dt.timedelta(0)).failed == [stuck]
+    down["now"] = False
+    assert sweep(service, older_than=dt.timedelta(0)).ingested == [stuck]
     with session_scope(service) as session:
-        codes = [i.code for i in session.get(m.Submission, stuck).issues]
-    assert codes == ["processing_failed"]
-    assert sweep(service, older_than=dt.timedelta(0)).ingested == []
+        assert session.get(m.Submission, stuck).status == "accepted"
+
+
+def test_a_receipt_that_cannot_be_rendered_does_not_stop_the_sweep(
+    service: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mou.reporting.state_summary as state_summary
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    first, _ = receive_file(
+        service, filled_return(service, cycle, "TM"), filename="tm.xlsx", sender="a@example.org"
+    )
+    second, _ = receive_file(
+        service, filled_return(service, cycle, "KZ"), filename="kz.xlsx", sender="b@example.org"
+    )
+    with session_scope(service) as session:  # decided by someone whose receipts were lost
+        for submission_id in (first, second):
+            intake.ingest_submission(session, service, submission_id)
+    real = state_summary.render_state_summary
+    calls: list[int] = []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the renderer met something it did not expect")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(state_summary, "render_state_summary", fails_once)
+    report = sweep(service, older_than=dt.timedelta(0))
+    assert report.failed == [first] and report.receipts == [second]
+    assert sweep(service, older_than=dt.timedelta(0)).receipts == [first]  # the next sweep
 
 
 def test_the_sweep_goes_on_past_a_receipt_that_cannot_be_written(

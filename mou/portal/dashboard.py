@@ -142,7 +142,10 @@ def router(portal: Portal) -> APIRouter:
             return login_redirect(lang)
         with session_scope(settings) as session:
             cycles = pages.cycles_overview(session)
-        return dashboard_render(request, "dashboard.html", lang, sid, cycles=cycles)
+            set_aside = pages.set_aside_submissions(session)
+        return dashboard_render(
+            request, "dashboard.html", lang, sid, cycles=cycles, set_aside=set_aside
+        )
 
     @routes.get("/dashboard/cycles/{cycle_id}", include_in_schema=False)
     def dashboard_cycle(request: Request, cycle_id: int = Path(ge=1, le=MAX_ID)) -> Response:

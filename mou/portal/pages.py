@@ -213,6 +213,29 @@ def cycles_overview(session: Session) -> list[dict[str, Any]]:
     return rows
 
 
+def set_aside_submissions(session: Session) -> list[dict[str, Any]]:
+    """Returns the service could not decide (a fault of ours): the Secretariat follows them up
+    with the sender; their state and cycle were never read, so no cycle page lists them."""
+    from mou.intake.decide import PROCESSING_FAILED
+
+    rows = session.execute(
+        select(m.Submission)
+        .join(m.ValidationIssue, m.ValidationIssue.submission_id == m.Submission.id)
+        .where(m.ValidationIssue.code == PROCESSING_FAILED)
+        .order_by(m.Submission.received_at.desc(), m.Submission.id)
+    ).scalars()
+    return [
+        {
+            "id": submission.id,
+            "filename": submission.filename,
+            "sender": submission.sender,
+            "channel": submission.channel,
+            "received_at": submission.received_at,
+        }
+        for submission in rows
+    ]
+
+
 def cycle_submissions(session: Session, cycle_id: int) -> dict[int, list[SubmissionView]]:
     """Every submission of the cycle by state id (matched, or expected through a link)."""
     rows = session.scalars(

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from mou.cycle.dispatch import dispatch_request
 from mou.cycle.opening import open_cycle
 from mou.cycle.reminders import send_reminders
+from mou.intake.alerts import enqueue_set_aside_alert
 from mou.intake.decide import (
     PROCESSING_FAILED,
     IngestOutcome,
@@ -143,12 +144,13 @@ def receive_file(
 def decide_submission(settings: Settings, submission_id: int) -> IngestOutcome:
     """Decide one submission, whatever goes wrong while deciding it.
 
-    A lost version race is decided again; a database that cannot be reached is left to the
-    sweep (an attempt is counted); any other fault, after a second try, sets the return aside
-    as refused with a plain message, so it gets a receipt and never holds back the next one.
-    After ``ATTEMPTS_BEFORE_SET_ASIDE`` failed attempts of any kind it is set aside too.
+    A lost version race is decided again at once. A database that cannot be reached is left
+    to the sweep (nothing can be written now; it never sets a return aside). Any other fault
+    is counted on the submission and tried once more; the return stays undecided for the
+    sweep until ``ATTEMPTS_BEFORE_SET_ASIDE`` faults have been counted, then it is set aside
+    as refused with a plain message, so it gets a receipt and never holds back the others.
     """
-    faults = 0
+    last_fault = ""
     for attempt in range(1, DECISION_TRIES + 1):
         try:
             with session_scope(settings) as session:
@@ -157,21 +159,31 @@ def decide_submission(settings: Settings, submission_id: int) -> IngestOutcome:
             # Another worker decided a return of the same state at the same moment and took
             # the version number: decide again on the committed state.
             log.info("submission %s: version taken concurrently, deciding again", submission_id)
-            if attempt == DECISION_TRIES:
-                log.error("submission %s: could not be stored; set aside", submission_id)
+            if attempt < DECISION_TRIES:
+                continue
+            last_fault = "its answers could not be stored (a conflict every time)"
+            faults = _count_failure(settings, submission_id)
         except OperationalError:
-            if _count_failure(settings, submission_id) < ATTEMPTS_BEFORE_SET_ASIDE:
-                raise  # the database is away: the sweep decides it when it is back
-            break
-        except Exception:
+            _count_failure(settings, submission_id)
+            raise  # the database is away or busy: the sweep decides it when it is back
+        except Exception as exc:
             log.exception("submission %s: deciding failed (attempt %s)", submission_id, attempt)
-            faults += 1
-            if faults == 2 or _count_failure(settings, submission_id) >= ATTEMPTS_BEFORE_SET_ASIDE:
-                break
+            last_fault = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+            faults = _count_failure(settings, submission_id)
+        if faults >= ATTEMPTS_BEFORE_SET_ASIDE:
+            break
+        if attempt >= 2:
+            raise UndecidedSubmission(submission_id)
     with session_scope(settings) as session:
         outcome = set_aside(session, settings, submission_id)
+        if not outcome.already_decided:
+            enqueue_set_aside_alert(session, settings, submission_id, last_fault)
     log.error("submission %s: set aside as %s", submission_id, PROCESSING_FAILED)
     return outcome
+
+
+class UndecidedSubmission(Exception):
+    """Deciding a submission failed twice in this run; the sweep tries it again later."""
 
 
 def _count_failure(settings: Settings, submission_id: int) -> int:
@@ -302,6 +314,10 @@ def sweep(
                 _, created = enqueue_receipt(session, settings, submission_id)
         except ValueError:  # an address no message can be written to: nobody to tell
             log.warning("sweep: no receipt for submission %s: unusable address", submission_id)
+            continue
+        except Exception:  # e.g. its summary PDF cannot be rendered now: the next sweep
+            log.exception("sweep: receipt of submission %s not written", submission_id)
+            report.failed.append(submission_id)
             continue
         if created:
             report.receipts.append(submission_id)

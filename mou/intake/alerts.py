@@ -1,0 +1,54 @@
+"""Telling the Secretariat what needs a person: a return the service could not decide."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from mou.cycle.links import portal_base_url
+from mou.mail.outbox import enqueue_message
+from mou.settings import Settings
+from mou.store import models as m
+
+
+def alert_key(submission_id: int) -> str:
+    return f"alert:set-aside:{submission_id}"
+
+
+def enqueue_set_aside_alert(
+    session: Session, settings: Settings, submission_id: int, fault: str
+) -> tuple[m.OutboxMessage, bool]:
+    """An email to the Secretariat's own address about a return set aside; once per return.
+
+    Internal, so in English; it names the file, who sent it and the fault, and where the
+    dashboard lists it. The sender's receipt promises that the Secretariat has been told.
+    """
+    submission = session.get(m.Submission, submission_id)
+    if submission is None:
+        raise LookupError(f"no submission {submission_id}")
+    received = submission.received_at.strftime("%d.%m.%Y %H:%M UTC")
+    body = "\n".join(
+        [
+            f"Submission {submission.id} could not be processed and was set aside as refused.",
+            "",
+            f"File:     {submission.filename}",
+            f"Sender:   {submission.sender or '(unknown)'} (by {submission.channel})",
+            f"Received: {received}",
+            f"Fault:    {fault}",
+            "",
+            "The sender was told that the file is kept and that the Secretariat will contact "
+            'them. The file is listed on the dashboard under "Returns that could not be '
+            f'processed": {portal_base_url(settings)}/dashboard#set-aside',
+        ]
+    )
+    return enqueue_message(
+        session,
+        settings,
+        key=alert_key(submission_id),
+        kind="alert",
+        to=[settings.mail_from],
+        cc=[],
+        subject=f"Return {submission.id} could not be processed ({submission.filename})",
+        body_text=body,
+        attachments=[],
+        submission_id=submission.id,
+    )
