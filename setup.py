@@ -22,6 +22,8 @@ LEAVE_OUT = shutil.ignore_patterns("__pycache__", "*.pyc", "tools")
 
 class BuildWithData(build_py):
     def run(self) -> None:
+        # A build folder left from an earlier build may hold modules deleted since.
+        shutil.rmtree(Path(self.build_lib) / "mou", ignore_errors=True)
         super().run()
         if getattr(self, "editable_mode", False):
             return  # an editable install reads the checkout's folders themselves

@@ -9,24 +9,26 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mou.keyring import Keyring, check_secret, load_or_create_secret
-from mou.resources import data_root
+from mou.resources import data_root, default_var_dir
 
 
 class Settings(BaseSettings):
     """Service configuration. Every field can be set as ``MOU_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="MOU_", extra="ignore")
+    # Errors never repeat what was given: it may be a secret.
+    model_config = SettingsConfigDict(env_prefix="MOU_", extra="ignore", hide_input_in_errors=True)
 
     # forms/, templates/, db/ and flows/: the checkout's, or the installed package's copies.
     data_root: Path = Field(default_factory=data_root)
-    # The service's own files (database, stored returns, outbox): var/ where it is started.
-    var_dir: Path = Field(default_factory=lambda: Path.cwd() / "var")
+    # The service's own files (database, stored returns, outbox, secret): the checkout's var/,
+    # or a per-user folder for an installed service (mou.resources.default_var_dir).
+    var_dir: Path = Field(default_factory=default_var_dir)
     database_url: str = ""
     # Signs workbook identities, portal links, CSRF tokens and sessions (mou.keyring). Unset:
     # a random secret generated on first start and kept in var/secret (owner-only).
-    secret: str = ""
+    secret: str = Field(default="", repr=False)
     # Secrets used before a rotation: what they signed (workbooks, links) still verifies.
-    previous_secrets: tuple[str, ...] = ()
+    previous_secrets: tuple[str, ...] = Field(default=(), repr=False)
     languages: tuple[str, ...] = ("en", "ru", "fr")
 
     # Embedded Prefect server started by `mou serve` unless PREFECT_API_URL is set.
@@ -36,12 +38,13 @@ class Settings(BaseSettings):
     portal_port: int = 8000
     portal_base_url: str = ""  # public URL for links in emails, e.g. https://reports.example.org
     portal_link_grace_days: int = 90  # a link works until deadline + this, while the cycle is open
-    secretariat_token: str = ""  # empty: the secretariat dashboard is off (404)
+    # Empty: the secretariat dashboard is off (404).
+    secretariat_token: str = Field(default="", repr=False)
 
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_user: str = ""
-    smtp_password: str = ""
+    smtp_password: str = Field(default="", repr=False)
     smtp_starttls: bool = False
     smtp_timeout: float = 10.0
     mail_from: str = "cms.secretariat@example.org"

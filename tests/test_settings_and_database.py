@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from mou.service.serve import banner
@@ -66,3 +67,41 @@ def test_the_embedded_prefect_server_gets_none_of_the_services_secrets(
     assert not [name for name in env if name.startswith("MOU_")]
     assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
     assert "db-password" not in " ".join(env.values())
+
+
+def test_settings_never_show_a_secret(tmp_path: Path) -> None:
+    settings = Settings(
+        var_dir=tmp_path,
+        secret="the-signing-secret-0001",
+        previous_secrets=("the-old-signing-secret-1",),
+        smtp_password="the-relay-password",
+        secretariat_token="the-dashboard-token-01",
+    )
+    shown = repr(settings) + str(settings)
+    for secret in (
+        "the-signing-secret-0001",
+        "the-old-signing-secret-1",
+        "the-relay-password",
+        "the-dashboard-token-01",
+    ):
+        assert secret not in shown
+    with pytest.raises(ValidationError) as refused:
+        Settings(var_dir=tmp_path, previous_secrets=("a-valid-old-secret-of-length", "short"))
+    assert "a-valid-old-secret-of-length" not in str(refused.value)
+
+
+def test_an_installed_service_keeps_its_files_per_user_not_where_it_is_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mou import resources
+
+    monkeypatch.setattr(resources, "installed", lambda: True)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir("/")
+    monkeypatch.delenv("MOU_VAR_DIR", raising=False)
+    assert (
+        Settings(secret="a-configured-secret-1234").var_dir == tmp_path / "data" / "mou-reporting"
+    )
+    monkeypatch.setattr(resources, "installed", lambda: False)
+    checkout = Path(__file__).resolve().parent.parent
+    assert Settings(secret="a-configured-secret-1234").var_dir == checkout / "var"

@@ -9,6 +9,7 @@ hook is not read from PYTHONPATH.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -29,6 +30,19 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     base = tmp_path_factory.mktemp("installed")
+    # Built from a copy of the project's files: nothing of the checkout's own build/ (which
+    # may hold modules deleted since) goes in, and the checkout is left as it was.
+    source = base / "source"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     wheels = base / "wheels"
     built = _run(
         [
@@ -40,7 +54,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
             "--no-build-isolation",
             "-w",
             str(wheels),
-            str(ROOT),
+            str(source),
         ],
         cwd=base,
         env=dict(os.environ),
@@ -117,3 +131,27 @@ def test_the_installed_package_runs_a_return_from_any_directory(
     report = mou("report", "1", "--lang", "ru", "-o", "summary.pdf")
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "summary.pdf").read_bytes().startswith(b"%PDF-")
+    # What `mou serve` serves: the deployments, their flows found inside the package.
+    deployments = _run(
+        [
+            str(python),
+            "-c",
+            "from mou.settings import Settings; from mou.service.deployments import "
+            "build_deployments; print(sorted(d.name for d in build_deployments(Settings())))",
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
+    assert deployments.returncode == 0, deployments.stderr
+    assert "ingest-submission" in deployments.stdout and "sweep" in deployments.stdout
+
+
+def test_the_installed_package_keeps_its_files_per_user_wherever_it_is_started(
+    installed: tuple[Path, dict[str, str]],
+) -> None:
+    python, env = installed
+    env = {k: v for k, v in env.items() if k != "MOU_VAR_DIR"}
+    upgraded = _run([str(python), "-m", "mou", "db", "upgrade"], cwd=Path("/"), env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    per_user = Path(env["HOME"]) / ".local" / "share" / "mou-reporting"
+    assert (per_user / "mou.sqlite3").is_file() and (per_user / "secret").is_file()
