@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,9 +97,32 @@ def load_or_create_secret(var_dir: Path) -> str:
     with os.fdopen(descriptor, "w", encoding="ascii") as handle:
         handle.write(fresh + "\n")
     try:
-        os.link(temporary, path)  # fails if another process made the file meanwhile
+        os.link(temporary, path)  # complete or absent, and fails if another process won
     except FileExistsError:
         pass
+    except OSError:
+        # No hard links on this filesystem (SMB, some FUSE): create the file exclusively
+        # instead; a reader that comes in between finds it empty for a moment and waits.
+        _create_exclusively(path, fresh)
     finally:
         temporary.unlink()
-    return check_secret(path.read_text(encoding="ascii").strip(), str(path))
+    return check_secret(_read_when_written(path), str(path))
+
+
+def _create_exclusively(path: Path, secret: str) -> None:
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(secret + "\n")
+
+
+def _read_when_written(path: Path, patience: float = 5.0) -> str:
+    waited = 0.0
+    while True:
+        text = path.read_text(encoding="ascii").strip()
+        if text or waited >= patience:
+            return text
+        time.sleep(0.05)
+        waited += 0.05

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -68,10 +67,10 @@ def embedded_prefect_server(
     """Run ``prefect server start`` for the duration of the block; yields the API URL."""
     home.mkdir(parents=True, exist_ok=True)
     api_url = f"http://{host}:{port}/api"
-    prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
     log = (home / "server.log").open("ab")
+    # The Prefect of this interpreter, whatever is (or is not) on PATH.
     process = subprocess.Popen(
-        [prefect, "server", "start", "--host", host, "--port", str(port)],
+        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
         env=server_environment(home),
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -40,17 +39,36 @@ def test_without_a_configured_secret_each_service_generates_its_own(tmp_path: Pa
 
 
 def test_processes_starting_at_once_agree_on_the_generated_secret(tmp_path: Path) -> None:
-    found: list[str] = []
-    threads = [
-        threading.Thread(target=lambda: found.append(load_or_create_secret(tmp_path)))
-        for _ in range(8)
+    # Real processes, released at the same moment: each would write its own secret if the
+    # file were not created exclusively.
+    start = tmp_path / "go"
+    script = (
+        "import pathlib, sys, time\n"
+        "from mou.keyring import load_or_create_secret\n"
+        f"while not pathlib.Path({str(start)!r}).exists(): time.sleep(0.001)\n"
+        f"print(load_or_create_secret(pathlib.Path({str(tmp_path / 'var')!r})))\n"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(12)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(set(found)) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret"]  # no temporary files left
+    start.touch()
+    found = {run.communicate(timeout=60)[0].strip() for run in runs}
+    assert len(found) == 1 and "" not in found
+    assert sorted(p.name for p in (tmp_path / "var").iterdir()) == ["secret"]  # no leftovers
+
+
+def test_a_filesystem_without_hard_links_still_gets_one_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: object, target: object) -> None:
+        raise PermissionError(1, "Operation not permitted")  # as on SMB shares
+
+    monkeypatch.setattr(os, "link", no_links)
+    first = load_or_create_secret(tmp_path)
+    assert load_or_create_secret(tmp_path) == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret"]
+    assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_link_minted_with_the_public_development_value_is_refused(tmp_path: Path) -> None:
