@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mou.i18n.languages import LANGUAGES
 from mou.keyring import Keyring, check_secret, load_or_create_secret
 from mou.resources import data_root, default_var_dir
 
@@ -29,7 +30,7 @@ class Settings(BaseSettings):
     secret: str = Field(default="", repr=False)
     # Secrets used before a rotation: what they signed (workbooks, links) still verifies.
     previous_secrets: tuple[str, ...] = Field(default=(), repr=False)
-    languages: tuple[str, ...] = ("en", "ru", "fr")
+    languages: tuple[str, ...] = LANGUAGES
 
     # Embedded Prefect server started by `mou serve` unless PREFECT_API_URL is set.
     prefect_host: str = "127.0.0.1"

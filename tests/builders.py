@@ -152,21 +152,24 @@ def add_submission(
     digest = hashlib.sha256(f"{cycle.id}-{state_code}-{version}-{next(_counter)}".encode())
     sha = digest.hexdigest()
     session.add(m.StoredFile(sha256=sha, size=1000, stored_at=received_at))
+    undecided = status == "received"
     submission = m.Submission(
         file_sha256=sha,
         filename=f"{cycle.instrument.code}-{cycle.period}-{state_code}-v{version}.xlsx",
         sender=f"focal.point.{state_code.lower()}@example.org",
-        channel="email",
+        # A file still being read knows only where it came from, as the intake records it:
+        # its portal link names the cycle and the state; cycle, state and version come later.
+        channel="portal" if undecided else "email",
         received_at=received_at,
         status=status,
-        cycle_id=cycle.id,
-        state_id=st.id,
-        language=st.language,
-        form_version=1,
-        version=version,
-        decided_at=(decided_at or received_at + dt.timedelta(hours=1))
-        if status != "received"
-        else None,
+        cycle_id=None if undecided else cycle.id,
+        state_id=None if undecided else st.id,
+        expected_cycle_id=cycle.id if undecided else None,
+        expected_state_id=st.id if undecided else None,
+        language=None if undecided else st.language,
+        form_version=None if undecided else 1,
+        version=None if undecided else version,
+        decided_at=None if undecided else (decided_at or received_at + dt.timedelta(hours=1)),
     )
     session.add(submission)
     session.flush()

@@ -580,3 +580,26 @@ def test_a_drop_with_a_broken_sidecar_is_refused_once_with_a_note(
     assert "uz.xlsx.json" in note and "drop both files" in note
     assert count(service, m.Submission) == 0
     assert watcher.scan() == []
+
+
+def test_a_return_uploaded_through_its_link_is_pending_while_it_is_read(
+    service: Settings,
+) -> None:
+    from mou.cycle.standing import cycle_status
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    # What the portal records before deciding: the link names the state and the cycle.
+    receive_file(
+        service,
+        filled_return(service, cycle, "KZ"),
+        filename="kz.xlsx",
+        state="KZ",
+        cycle_id=cycle,
+        channel="portal",
+    )
+    with session_scope(service) as session:
+        status = cycle_status(session, cycle)
+    by_state = {s["state"]: s for s in status["states"]}
+    assert by_state["KZ"]["outcome"] == "pending" and by_state["KZ"]["submissions"] == 1
+    assert status["summary"]["pending"] == 1
+    assert remind(service, DEADLINE) == 4  # and no reminder while it is read

@@ -153,7 +153,7 @@ def _internal_error(exc: BaseException) -> int:
     detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
     print(
         f"mou: internal error ({type(exc).__name__}{': ' + detail if detail else ''}); "
-        "nothing was changed by the failed step. Run again with MOU_DEBUG=1 for the details "
+        "the step did not complete. Run again with MOU_DEBUG=1 for the details "
         "and report it to the Secretariat's technical team.",
         file=sys.stderr,
     )

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mou.errors import Refused
+from mou.i18n.languages import LANGUAGES
 
 Progress = Callable[[int, int, str], None]
 
@@ -45,8 +46,8 @@ def iso_date(text: str) -> dt.date:
 
 
 def language(text: str) -> str:
-    if text not in ("en", "ru", "fr"):
-        raise argparse.ArgumentTypeError("language must be en, ru or fr")
+    if text not in LANGUAGES:
+        raise argparse.ArgumentTypeError(f"language must be one of {', '.join(LANGUAGES)}")
     return text
 
 

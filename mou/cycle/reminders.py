@@ -21,7 +21,7 @@ from mou.workbook import XLSX_CONTENT_TYPE
 
 
 def _has_return(session: Session, request: m.ReportRequest) -> bool:
-    """Accepted, or received and not yet decided (no reminder while it is being read)."""
+    """Accepted in this cycle, or being read for this cycle's request (a portal upload)."""
     statuses = session.scalars(
         select(m.Submission.status).where(
             m.Submission.cycle_id == request.cycle_id,

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from mou.clock import as_utc
@@ -194,12 +194,23 @@ def cycle_standings(session: Session, cycle: m.ReportingCycle) -> dict[int, Stan
         )
     }
     files: dict[int, list[ReceivedFile]] = defaultdict(list)
+    # Decided files carry their cycle and state; a file still being read carries only where
+    # it came from: a portal link names the cycle and state (a file by email or the drop
+    # folder names no cycle until it is read, in about a second).
     for submission in session.scalars(
         select(m.Submission)
-        .where(m.Submission.cycle_id == cycle.id, m.Submission.state_id.is_not(None))
+        .where(
+            or_(
+                (m.Submission.cycle_id == cycle.id) & m.Submission.state_id.is_not(None),
+                (m.Submission.status == "received")
+                & (m.Submission.expected_cycle_id == cycle.id)
+                & m.Submission.expected_state_id.is_not(None),
+            )
+        )
         .order_by(m.Submission.received_at, m.Submission.id)
     ):
-        files[submission.state_id].append(  # type: ignore[index]
+        state_of_file = submission.state_id or submission.expected_state_id
+        files[state_of_file].append(  # type: ignore[index]
             ReceivedFile(
                 id=submission.id,
                 status=submission.status,
