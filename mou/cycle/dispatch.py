@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from mou.catalogue.addressbook import ministries_of
 from mou.cycle.context import template_for
 from mou.cycle.links import request_email_paragraph
+from mou.documents import PDF_CONTENT_TYPE
 from mou.errors import Refused
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
@@ -79,7 +80,7 @@ def dispatch_request(
             state_name=params["state"],
         ),
         attachments=[
-            Attachment(f"{request.reference.replace('/', '-')}.pdf", "application/pdf", letter),
+            Attachment(f"{request.reference.replace('/', '-')}.pdf", PDF_CONTENT_TYPE, letter),
             Attachment(filename, XLSX_CONTENT_TYPE, workbook),
         ],
         cycle_id=cycle.id,

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from mou.clock import utcnow
 from mou.i18n.texts import PortalTexts
 from mou.keyring import PORTAL_LINK, Keyring
 from mou.store import models as m
@@ -110,7 +111,7 @@ def verify_portal_token(
     ):
         raise InvalidLink
     link = PortalLink(cycle_id, state, expires, token)
-    if (today or dt.datetime.now(dt.UTC).date()) > expires:
+    if (today or utcnow().date()) > expires:
         raise ExpiredLink(link)
     return link
 

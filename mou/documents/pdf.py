@@ -20,6 +20,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from mou.clock import as_utc
 from mou.documents.assets import AssetFetcher
 from mou.errors import Refused
 from mou.i18n.formatting import Formatter
@@ -89,7 +90,7 @@ def document_symbol(instrument_code: str, period: str, part: str) -> str:
 
 
 def w3c_moment(moment: dt.datetime) -> str:
-    moment = moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    moment = as_utc(moment)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -46,7 +46,7 @@ class Formatter:
             except ValueError:
                 return value
         if isinstance(value, dt.datetime):
-            value = value.astimezone(dt.UTC).date() if value.tzinfo else value.date()
+            value = as_utc(value).date()  # type: ignore[union-attr]
         return format_date(value, format=style, locale=self.locale)
 
     def moment(self, value: dt.datetime | None) -> str:

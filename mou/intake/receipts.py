@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mou.catalogue.addressbook import ministries_of
+from mou.documents import PDF_CONTENT_TYPE
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
 from mou.intake.decide import PROCESSING_FAILED
@@ -69,7 +70,7 @@ def enqueue_receipt(
         returned = read_return(session, submission.id, forms_dir=settings.forms_dir)
         summary = render_state_summary(returned, language, settings)
         name = f"summary-{state.code if state else 'return'}-v{submission.version}.pdf"
-        attachments.append(Attachment(name, "application/pdf", summary))
+        attachments.append(Attachment(name, PDF_CONTENT_TYPE, summary))
     elif [issue.code for issue in errors] == [PROCESSING_FAILED]:
         # Not the ministry's fault: no "please correct", only what happened and what follows.
         subject = texts.email("receipt_subject_failed", **params)

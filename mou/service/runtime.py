@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from mou.clock import as_utc
+
 
 def scheduled_day() -> dt.date:
     """The day, in UTC, this flow run was scheduled for; outside a run, today in UTC.
@@ -13,7 +15,6 @@ def scheduled_day() -> dt.date:
     """
     from prefect.runtime import flow_run
 
-    moment: dt.datetime = flow_run.scheduled_start_time
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).date()
+    moment = as_utc(flow_run.scheduled_start_time)
+    assert moment is not None
+    return moment.date()

@@ -14,6 +14,7 @@ from typing import Any
 from openpyxl.utils import get_column_letter
 
 from mou.forms.spec import FieldSpec, FormSpec
+from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
 from mou.workbook.convert import (
     Unreadable,
@@ -134,7 +135,7 @@ class _Validator:
 
     def allowed(self, ref: str) -> str:
         if ref == "@species":
-            labels = [names.get(self.language, names["en"]) for _, names, _ in self.context.species]
+            labels = [pick(names, self.language) for _, names, _ in self.context.species]
         else:
             labels = [c.label(self.language) for c in self.context.form.choices[ref]]
         return "; ".join(labels)
