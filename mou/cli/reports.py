@@ -62,7 +62,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if path.suffix.lower() not in (".xlsx", ".csv", ".json"):
         raise Refused(f"{args.output}: export to a file ending in .xlsx, .csv or .json")
     with session_scope(settings) as session:
-        export_cycle(session, args.cycle, path)
+        export_cycle(session, args.cycle, path, forms_dir=settings.forms_dir)
     print(f"cycle {args.cycle} exported: {path}")
     return 0
 
