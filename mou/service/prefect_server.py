@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mou.errors import Refused
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def server_environment(home: Path) -> dict[str, str]:
@@ -44,6 +49,27 @@ def prefect_environment(home: Path, api_url: str | None = None) -> dict[str, str
     return env
 
 
+def refuse_taken_port(host: str, port: int) -> None:
+    """Refuse to start where something already listens (Refused names the setting)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise Refused(
+                f"port {port} on {host} is already in use ({exc.strerror}), perhaps by a Prefect "
+                "server of an earlier run: stop that process, or set MOU_PREFECT_PORT (or "
+                "PREFECT_API_URL to use a server that runs on purpose)"
+            ) from exc
+
+
+def _die_with_parent() -> None:
+    # In the child, before exec: Linux sends SIGTERM to it when its parent dies, however.
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def wait_healthy(api_url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
     """Poll ``/health`` until the server answers; refuse if it dies or takes too long."""
     deadline = time.monotonic() + timeout
@@ -64,9 +90,15 @@ def wait_healthy(api_url: str, timeout: float, process: subprocess.Popen | None 
 def embedded_prefect_server(
     home: Path, host: str, port: int, timeout: float = 90.0
 ) -> Iterator[str]:
-    """Run ``prefect server start`` for the duration of the block; yields the API URL."""
+    """Run ``prefect server start`` for the duration of the block; yields the API URL.
+
+    The port must be free: an answer on it would be another process (an older server left
+    running, another service), which this one must not silently adopt. The server is a child
+    that dies with this process, even when this process is killed (-9) and cannot stop it.
+    """
     home.mkdir(parents=True, exist_ok=True)
     api_url = f"http://{host}:{port}/api"
+    refuse_taken_port(host, port)
     log = (home / "server.log").open("ab")
     # The Prefect of this interpreter, whatever is (or is not) on PATH.
     process = subprocess.Popen(
@@ -75,6 +107,7 @@ def embedded_prefect_server(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches us; we stop the server in order
+        preexec_fn=_die_with_parent,
     )
     try:
         wait_healthy(api_url, timeout, process)
