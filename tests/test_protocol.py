@@ -603,3 +603,37 @@ def test_a_return_uploaded_through_its_link_is_pending_while_it_is_read(
     assert by_state["KZ"]["outcome"] == "pending" and by_state["KZ"]["submissions"] == 1
     assert status["summary"]["pending"] == 1
     assert remind(service, DEADLINE) == 4  # and no reminder while it is read
+
+
+def test_summaries_out_of_date_are_rendered_again_from_the_database(service: Settings) -> None:
+    from mou.service.protocol import (
+        consolidate_and_render,
+        render_stale_reports,
+        reports_folder,
+        stale_reports,
+    )
+
+    bukhara = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    first, _ = receive_file(service, filled_return(service, bukhara, "KZ"), filename="kz.xlsx")
+    process_submission(service, first)
+    # The render its acceptance asked for was lost (a kill -9, a cancelled run).
+    assert stale_reports(service) == [bukhara]
+    assert sweep(service, older_than=dt.timedelta(0)).reports == [bukhara]
+    assert stale_reports(service) == []
+    with session_scope(service) as session:
+        folder = reports_folder(service, session.get(m.ReportingCycle, bukhara))
+    assert sorted(p.name for p in folder.glob("*.pdf")) == [
+        "progress-summary-en.pdf",
+        "progress-summary-ru.pdf",
+    ]
+    # A return accepted while (or after) the summaries were made leaves them stale again,
+    # and so does a summary file that went missing.
+    second, _ = receive_file(service, filled_return(service, bukhara, "UZ"), filename="uz.xlsx")
+    process_submission(service, second)
+    assert stale_reports(service) == [bukhara]
+    assert render_stale_reports(service) == [bukhara] and stale_reports(service) == []
+    (folder / "progress-summary-ru.pdf").unlink()
+    assert stale_reports(service) == [bukhara]
+    consolidate_and_render(service, bukhara, ["ru"])
+    assert stale_reports(service) == []
+    assert not list(folder.glob(".*partial"))  # no half-written file left behind

@@ -7,7 +7,9 @@ Each step commits what it did before announcing it; each can be repeated safely.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -269,6 +271,7 @@ class SweepReport:
     ingested: list[int] = field(default_factory=list)
     receipts: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)  # could not be decided now; next sweep
+    reports: list[int] = field(default_factory=list)  # cycles whose summaries were stale
     delivery: DeliveryReport | None = None
 
 
@@ -279,7 +282,8 @@ def sweep(
     progress: Progress | None = None,
 ) -> SweepReport:
     """Finish whatever a lost event or a crash left: undecided submissions, missing receipts,
-    unsent emails. Safe to run at any time, on any number of machines."""
+    progress summaries out of date, unsent emails. Safe to run at any time, on any number of
+    machines."""
     now = now or m.utcnow()
     report = SweepReport()
     with session_scope(settings) as session:
@@ -321,6 +325,10 @@ def sweep(
             continue
         if created:
             report.receipts.append(submission_id)
+    try:
+        report.reports = render_stale_reports(settings)
+    except Exception:  # the reports wait for the next sweep; the mail below must not
+        log.exception("sweep: progress summaries not rendered")
     report.delivery = deliver_pending(settings)
     return report
 
@@ -332,7 +340,11 @@ def reports_folder(settings: Settings, cycle: m.ReportingCycle) -> Path:
 def consolidate_and_render(
     settings: Settings, cycle_id: int, languages: Sequence[str] | None = None
 ) -> list[Path]:
-    """Render the cycle's progress summary in each language to var/reports/ (atomic writes)."""
+    """Render the cycle's progress summary in each language to var/reports/ (atomic writes).
+
+    The folder's ``rendered.json`` then names the accepted returns the files were made from,
+    so anyone can tell from the database alone whether they are out of date.
+    """
     from mou.reporting.consolidation import consolidate
     from mou.reporting.progress_summary import render_progress_summary
 
@@ -342,14 +354,76 @@ def consolidate_and_render(
             return []
         folder = reports_folder(settings, cycle)
         consolidated = consolidate(session, cycle_id, forms_dir=settings.forms_dir)
-        wanted = languages or cycle.instrument.languages
+        wanted = list(languages or cycle.instrument.languages)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for language in wanted:
         pdf = render_progress_summary(consolidated, language, settings)
         target = folder / f"progress-summary-{language}.pdf"
-        partial = target.with_suffix(".pdf.partial")
-        partial.write_bytes(pdf)
-        partial.replace(target)
+        _write_atomically(target, pdf)
         written.append(target)
+    rendered_from = sorted(r.submission_id for r in consolidated.returns)
+    manifest = _manifest(folder)
+    manifest.update({language: rendered_from for language in wanted})
+    _write_atomically(folder / MANIFEST, json.dumps(manifest, sort_keys=True).encode())
     return written
+
+
+MANIFEST = "rendered.json"  # language -> ids of the accepted returns its summary was made from
+
+
+def _manifest(folder: Path) -> dict[str, list[int]]:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.write_bytes(data)
+    partial.replace(target)
+
+
+def stale_reports(settings: Settings) -> list[int]:
+    """Cycles whose progress summaries are missing or made from other accepted returns than
+    the ones that count now (a render lost to a crash, or a burst that came during one)."""
+    with session_scope(settings) as session:
+        counted: dict[int, set[int]] = {}
+        for cycle_id, submission_id in session.execute(
+            select(m.Submission.cycle_id, m.Submission.id).where(
+                m.Submission.status == "accepted",
+                m.Submission.superseded_by_id.is_(None),
+                m.Submission.cycle_id.is_not(None),
+            )
+        ):
+            counted.setdefault(cycle_id, set()).add(submission_id)
+        cycles = session.scalars(
+            select(m.ReportingCycle).where(m.ReportingCycle.id.in_(counted))
+        ).all()
+        places = {c.id: (reports_folder(settings, c), list(c.instrument.languages)) for c in cycles}
+    stale = []
+    for cycle_id, (folder, languages) in sorted(places.items()):
+        manifest = _manifest(folder)
+        if any(
+            set(manifest.get(language, ())) != counted[cycle_id]
+            or not (folder / f"progress-summary-{language}.pdf").exists()
+            for language in languages
+        ):
+            stale.append(cycle_id)
+    return stale
+
+
+def render_stale_reports(settings: Settings, rounds: int = 5) -> list[int]:
+    """Render every stale cycle, again until none is (returns accepted meanwhile count too);
+    returns the cycles rendered. Any process may run it: the database says what is stale."""
+    rendered: list[int] = []
+    for _ in range(rounds):
+        stale = stale_reports(settings)
+        if not stale:
+            break
+        for cycle_id in stale:
+            consolidate_and_render(settings, cycle_id)
+            rendered.append(cycle_id)
+    return rendered

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +15,8 @@ from mou.catalogue.bootstrap import prepare_database
 from mou.service.prefect_server import embedded_prefect_server, prefect_environment
 from mou.settings import Settings
 from mou.store.database import display_url
+
+log = logging.getLogger(__name__)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -50,6 +55,23 @@ def banner(settings: Settings, api_url: str) -> list[str]:
     ]
 
 
+def _start_up_sweep(settings: Settings) -> None:
+    from mou.service.protocol import sweep
+
+    try:
+        report = sweep(settings, older_than=dt.timedelta(0))
+    except Exception:
+        log.exception("start-up sweep failed; the scheduled sweep tries again")
+        return
+    if report.ingested or report.receipts or report.reports:
+        log.warning(
+            "start-up sweep: %d returns decided, %d receipts, %d cycles' summaries rendered",
+            len(report.ingested),
+            len(report.receipts),
+            len(report.reports),
+        )
+
+
 def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> None:
     os.environ.update(prefect_environment(settings.prefect_home, api_url))
     print("\n".join(banner(settings, api_url)), flush=True)
@@ -67,6 +89,9 @@ def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> Non
     ingest = InlineIngest(settings)
     watcher = InboxWatcher(settings, ingest=ingest)
     watcher.start()
+    # What the last run left (a kill -9 mid-burst): undecided returns, receipts, stale
+    # summaries, mail. Beside the service, so it starts serving at once.
+    threading.Thread(target=_start_up_sweep, args=(settings,), name="start-up-sweep").start()
     try:
         serve_deployments(settings)
     except KeyboardInterrupt:
