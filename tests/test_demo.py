@@ -97,7 +97,9 @@ def test_errors_refused_then_corrected_and_a_revision_supersedes(first: Run) -> 
     [refused] = [s for s in first.report.steps if s.kind == "errors"]
     assert refused.status == "rejected" and refused.issues == ["above_max", "not_integer"]
     [correction] = [s for s in first.report.steps if s.kind == "correction"]
-    assert (correction.state, correction.status, correction.version) == ("TM", "accepted", 2)
+    # The refused file took no version: the corrected one is the state's first.
+    assert refused.version is None
+    assert (correction.state, correction.status, correction.version) == ("TM", "accepted", 1)
     [revision] = [s for s in first.report.steps if s.kind == "revision"]
     with session_scope(first.settings) as session:
         old = session.scalars(

@@ -285,9 +285,10 @@ def _decide(
     status = "accepted" if accepted else "rejected"
     superseded_id = None
     version = None
-    if cycle is not None and request is not None:
-        # Deciders of the same state's returns queue here (a row lock on PostgreSQL; SQLite
-        # has one writer anyway) rather than collide on the version number and parse again.
+    if accepted and cycle is not None and request is not None:
+        # Only an accepted return takes a version (a refused one keeps its receipt number, the
+        # submission id). Deciders of the same state's returns queue here (a row lock on
+        # PostgreSQL; SQLite has one writer anyway) rather than collide on the number.
         session.execute(
             select(m.ReportRequest.id).where(m.ReportRequest.id == request.id).with_for_update()
         )
