@@ -637,3 +637,32 @@ def test_summaries_out_of_date_are_rendered_again_from_the_database(service: Set
     consolidate_and_render(service, bukhara, ["ru"])
     assert stale_reports(service) == []
     assert not list(folder.glob(".*partial"))  # no half-written file left behind
+
+
+def test_a_return_decided_after_a_later_one_is_not_said_to_count(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    earlier, _ = receive_file(
+        service,
+        filled_return(service, cycle, "KZ", national_total=1700),
+        filename="kz-first.xlsx",
+        sender="environment.kz@example.org",
+    )
+    later, _ = receive_file(
+        service,
+        filled_return(service, cycle, "KZ", national_total=1776),
+        filename="kz-second.xlsx",
+        sender="environment.kz@example.org",
+    )
+    assert process_submission(service, later).status == "accepted"
+    assert process_submission(service, earlier).status == "accepted"  # decided last
+    receipts = [
+        r.message
+        for r in smtp.received
+        if "kz-first.xlsx" in r.message.get_body(("plain",)).get_content()
+    ]
+    (receipt,) = receipts
+    body = receipt.get_body(("plain",)).get_content()
+    assert "заменяет" in str(receipt["Subject"]) and "kz-second.xlsx" in body
+    assert "принят как версия" not in body

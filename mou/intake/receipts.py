@@ -58,7 +58,19 @@ def enqueue_receipt(
     errors = [i for i in submission.issues if i.severity == "error"]
     warnings = [i for i in submission.issues if i.severity == "warning"]
     attachments: list[Attachment] = []
-    if submission.status == "accepted":
+    later = (
+        session.get(m.Submission, submission.superseded_by_id)
+        if submission.status == "accepted" and submission.superseded_by_id
+        else None
+    )
+    if later is not None:
+        # Read and valid, but a return received after it already counts: never "accepted as
+        # version N" for a file that does not count.
+        params["later_filename"] = later.filename
+        params["later_received"] = later.received_at.strftime("%d.%m.%Y %H:%M UTC")
+        subject = texts.email("receipt_subject_superseded", **params)
+        lines = [texts.email("receipt_body_superseded", **params)]
+    elif submission.status == "accepted":
         from mou.reporting.consolidation import read_return
         from mou.reporting.state_summary import render_state_summary
 
