@@ -52,6 +52,9 @@ class Settings(BaseSettings):
 
     # Limits for untrusted workbooks.
     max_upload_bytes: int = 10 * 1024 * 1024
+    # A file over the upload limit is still kept whole (and refused with a receipt) up to
+    # this size; a bigger one is refused before anything is stored.
+    max_kept_bytes: int = 100 * 1024 * 1024
     max_inflated_bytes: int = 64 * 1024 * 1024
     max_sheet_cells: int = 2_000_000
     parse_timeout_seconds: float = 20.0

@@ -161,3 +161,32 @@ def test_wrong_usage_exits_2(workdir: Path) -> None:
         mou(workdir, "template", "cami", "MN", "--cycle", "1", "--lang", "de", "-o", "x").returncode
         == 2
     )
+
+
+def test_a_file_over_the_limit_is_kept_whole_up_to_the_hard_cap(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MOU_", "PREFECT_API"))}
+    env.update(
+        MOU_VAR_DIR=str(tmp_path / "var"), MOU_MAX_UPLOAD_BYTES="1000", MOU_MAX_KEPT_BYTES="5000"
+    )
+
+    def mou_here(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [MOU, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+        )
+
+    assert mou_here("db", "upgrade").returncode == 0
+    big = tmp_path / "big.xlsx"
+    big.write_bytes(b"PK" + b"x" * 2998)  # over the limit, under the cap
+    refused = mou_here("submit", str(big), "--json")
+    assert refused.returncode == 1
+    assert [e["code"] for e in json.loads(refused.stdout)["errors"]] == ["file_too_large"]
+    stored = list((tmp_path / "var" / "files").rglob("*"))
+    assert [p.stat().st_size for p in stored if p.is_file()] == [3000]  # whole, not a prefix
+    huge = tmp_path / "huge.xlsx"
+    huge.write_bytes(b"PK" + b"x" * 5998)
+    capped = mou_here("submit", str(huge))
+    assert capped.returncode == 1 and "nothing was recorded" in capped.stderr
+    assert len(capped.stderr.strip().splitlines()) == 1
+    assert [p for p in (tmp_path / "var" / "files").rglob("*") if p.is_file()] == [
+        p for p in stored if p.is_file()
+    ]

@@ -666,3 +666,18 @@ def test_a_return_decided_after_a_later_one_is_not_said_to_count(
     body = receipt.get_body(("plain",)).get_content()
     assert "заменяет" in str(receipt["Subject"]) and "kz-second.xlsx" in body
     assert "принят как версия" not in body
+
+
+def test_a_drop_over_the_size_the_service_keeps_is_refused_with_a_note(
+    service: Settings,
+) -> None:
+    from mou.service.inbox import InboxWatcher
+
+    small = service.model_copy(update={"max_upload_bytes": 1000, "max_kept_bytes": 5000})
+    small.inbox_dir.mkdir(parents=True, exist_ok=True)
+    (small.inbox_dir / "huge.xlsx").write_bytes(b"PK" + b"x" * 6000)
+    watcher = InboxWatcher(small, settle_seconds=0)
+    assert watcher.scan() == [] and watcher.scan() == []
+    notes = list((small.inbox_dir / "refused").glob("*.refused.txt"))
+    assert len(notes) == 1 and "nothing was recorded" in notes[0].read_text()
+    assert count(small, m.Submission) == 0 and count(small, m.StoredFile) == 0

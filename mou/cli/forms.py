@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from mou.cli.common import language, print_json, read_input_file, write_output_file
+from mou.errors import Refused
 from mou.settings import Settings
 
 
@@ -69,7 +70,13 @@ def _issue(issue: Any) -> dict[str, Any]:
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     from mou.service.protocol import INGEST_INLINE, process_submission, receive_file
 
-    data = read_input_file(args.file, settings.max_upload_bytes)
+    data = read_input_file(args.file, settings.max_kept_bytes)
+    if len(data) > settings.max_kept_bytes:
+        raise Refused(
+            f"{args.file} is over {settings.max_kept_bytes // 2**20} MB, far beyond the "
+            f"{settings.max_upload_bytes // 2**20} MB a return may have: nothing was recorded. "
+            "Save the workbook as .xlsx without images and send it again."
+        )
     # Decided here, so the sender sees the outcome; no deployment run is needed for it.
     submission_id, created = receive_file(
         settings,

@@ -29,6 +29,10 @@ class BadSidecar(ValueError):
     """The sidecar of a dropped file is not a JSON object of sender and state."""
 
 
+class TooBigToKeep(ValueError):
+    """A dropped file over ``max_kept_bytes``: refused before anything is stored."""
+
+
 def read_sidecar(path: Path) -> dict[str, str]:
     """What ``<file>.json`` says of the dropped file: sender and state; BadSidecar if broken."""
     sidecar = path.with_name(path.name + ".json")
@@ -71,8 +75,16 @@ def take_file(settings: Settings, path: Path, ingest: InlineIngest | None = None
     """Record one dropped file and move it aside; returns the submission id. With ``ingest``
     the return is decided here at once; without, the deployment trigger decides it.
 
-    BadSidecar if its sidecar cannot be read (nothing is recorded then)."""
+    BadSidecar if its sidecar cannot be read, TooBigToKeep if it is over the size the service
+    keeps (nothing is recorded then)."""
     meta = read_sidecar(path)
+    size = path.stat().st_size
+    if size > settings.max_kept_bytes:
+        raise TooBigToKeep(
+            f"{path.name} has {size // 2**20} MB, over the {settings.max_kept_bytes // 2**20} MB"
+            " the service keeps (returns may have "
+            f"{settings.max_upload_bytes // 2**20} MB): nothing was recorded"
+        )
     data = path.read_bytes()
     submission_id, created = receive_file(
         settings,
@@ -141,7 +153,7 @@ class InboxWatcher:
                 continue
             try:
                 submission_id = take_file(self.settings, path, self.ingest)
-            except BadSidecar as problem:
+            except (BadSidecar, TooBigToKeep) as problem:
                 refuse_drop(path, str(problem))
                 looks.pop(path, None)
                 continue
