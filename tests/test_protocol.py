@@ -681,3 +681,51 @@ def test_a_drop_over_the_size_the_service_keeps_is_refused_with_a_note(
     notes = list((small.inbox_dir / "refused").glob("*.refused.txt"))
     assert len(notes) == 1 and "nothing was recorded" in notes[0].read_text()
     assert count(small, m.Submission) == 0 and count(small, m.StoredFile) == 0
+
+
+def test_mail_that_did_not_reach_everyone_shows_in_the_status_and_can_be_sent_again(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    from mou.cli.outbox import cmd_outbox_retry
+    from mou.cli.reports import cmd_status
+    from mou.cycle.standing import cycle_status
+
+    refused = {"mfa.kz@example.org", "mfa.uz@example.org", "environment.uz@example.org"}
+    with session_scope(service) as session:  # the test relay refuses refuse* addresses
+        for authority in session.scalars(select(m.Authority)):
+            if authority.email in refused:
+                authority.email = "refuse." + authority.email
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    with session_scope(service) as session:
+        states = {s["state"]: s for s in cycle_status(session, cycle)["states"]}
+    # Kazakhstan: the ministry of foreign affairs (To) refused, the focal ministry (Cc) got it.
+    assert states["KZ"]["request_email"] == "partial"
+    [kz] = states["KZ"]["mail_problems"]
+    assert kz["kind"] == "request" and "refuse.mfa.kz@example.org" in kz["error"]
+    # Uzbekistan: every address refused, the request failed.
+    assert states["UZ"]["request_email"] == "failed"
+    assert [p["status"] for p in states["UZ"]["mail_problems"]] == ["failed"]
+    assert states["TJ"]["mail_problems"] == []
+
+    import argparse
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        cmd_status(argparse.Namespace(cycle=cycle, json=False), service)
+    assert "KZ: request email partial: recipients refused" in printed.getvalue()
+    assert "UZ: request email failed" in printed.getvalue()
+
+    with session_scope(service) as session:  # the addresses are mended on the queued mail
+        failed = session.scalars(select(m.OutboxMessage).filter_by(status="failed")).one()
+        failed.to = [a.removeprefix("refuse.") for a in failed.to]
+        failed.cc = [a.removeprefix("refuse.") for a in failed.cc]
+    before = len(smtp.received)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cmd_outbox_retry(argparse.Namespace(key=None, json=False), service) == 0
+    assert len(smtp.received) == before + 1  # only the failed one; the partial is not resent
+    with session_scope(service) as session:
+        after = {s["state"]: s for s in cycle_status(session, cycle)["states"]}
+    assert after["UZ"]["request_email"] == "sent" and after["UZ"]["mail_problems"] == []
+    assert after["KZ"]["request_email"] == "partial"

@@ -35,6 +35,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         )
     summary = ", ".join(f"{k} {v}" for k, v in data["summary"].items())
     print(summary)
+    for s in data["states"]:
+        for problem in s["mail_problems"]:
+            print(f"{s['state']}: {problem['kind']} email {problem['status']}: {problem['error']}")
+    if any(s["mail_problems"] for s in data["states"]):
+        print("`mou outbox retry` sends the failed ones again once the cause is mended.")
     return 0
 
 

@@ -282,7 +282,31 @@ def cycle_status(session: Session, cycle_id: int) -> dict[str, Any]:
     request, reminders, files, outcome and timeliness (from ``cycle_standings``)."""
     cycle = get_cycle(session, cycle_id)
     standings = cycle_standings(session, cycle)
-    states = [_state_status(request, standings[request.state_id]) for request in cycle.requests]
+    problems: dict[int, list[dict[str, str | None]]] = defaultdict(list)
+    for message in session.scalars(
+        select(m.OutboxMessage)
+        .where(
+            m.OutboxMessage.cycle_id == cycle.id,
+            m.OutboxMessage.status.in_(("failed", "partial")),
+        )
+        .order_by(m.OutboxMessage.created_at, m.OutboxMessage.id)
+    ):
+        problems[message.state_id].append(  # type: ignore[index]
+            {
+                "kind": message.kind,
+                "key": message.key,
+                "status": message.status,
+                "error": message.last_error,
+            }
+        )
+    states = [
+        {
+            **_state_status(request, standings[request.state_id]),
+            # Mail of this state that did not reach everyone: `mou outbox retry` sends it again.
+            "mail_problems": problems.get(request.state_id, []),
+        }
+        for request in cycle.requests
+    ]
     return {
         "cycle": cycle.id,
         "instrument": cycle.instrument.code,

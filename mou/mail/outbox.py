@@ -161,3 +161,21 @@ def outbox_summary(session: Session, cycle_id: int | None = None) -> dict[str, i
     for status, count in session.execute(query).all():
         counts[status] = count
     return counts
+
+
+def retry_failed(session: Session, key: str | None = None) -> list[str]:
+    """Put failed messages (or the one with ``key``) back in the queue, as new; their keys.
+
+    For mail that failed for good (a refused address since corrected, a relay down longer
+    than the retries last). A partly delivered message is not sent again: the others got it.
+    """
+    query = select(OutboxMessage).where(OutboxMessage.status == "failed")
+    if key is not None:
+        query = query.where(OutboxMessage.key == key)
+    keys = []
+    for message in session.scalars(query.order_by(OutboxMessage.id)):
+        message.status = "pending"
+        message.attempts = 0
+        message.next_attempt_at = None
+        keys.append(message.key)
+    return keys
