@@ -2,7 +2,7 @@
 
 The baseline is `openpyxl.load_workbook(read_only=True)` reading the same cells (one pass per
 sheet over the named ranges), in the same process and run. Our figure adds the safety checks
-(inflating every part with a cap, entity and dimension checks), the sandbox round trip, the
+(inflating every part with a cap, DTD checks, cell counts), the sandbox round trip, the
 identity check and the validation of every field. Medians over interleaved runs; figures go
 to benchmarks/RESULTS-read.md with the machine they ran on.
 """
@@ -148,7 +148,7 @@ Intake reads with its own expat reader (mou/workbook/xlsx.py: only the defined n
 strings, date styles and the named cells, sheets streamed), not with openpyxl, whose object
 model for every style and sheet was most of the cost; the values are the same (tests/
 test_xlsx_reader.py). Beyond that read: the safety pass (every part inflated once with a byte
-cap, scanned for entity declarations and absurd dimensions), the validation, and the sandbox
+cap, scanned for DTDs, its cells counted), the validation, and the sandbox
 round trip (the file and the pickled extraction over pipes).
 """
     RESULTS.write_text(text, encoding="utf-8")

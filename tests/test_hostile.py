@@ -17,14 +17,22 @@ from sqlalchemy import func, select
 
 from mou.cycle.context import template_for
 from mou.cycle.opening import open_cycle
+from mou.intake.decide import sandbox_limits
 from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
 from mou.store.database import session_scope
 from mou.workbook.builder import TemplateContext, build_template
+from mou.workbook.extract import extract
 from mou.workbook.identity import TemplateIdentity
 from tests.test_workbook import Env, bukhara_answers, open_test_cycles, template
-from tests.workbooks import fill, libreoffice_convert, submit_file
+from tests.workbooks import (
+    fill,
+    libreoffice_convert,
+    libreoffice_delete_row,
+    submit_file,
+    to_strict,
+)
 
 KEYED = {"threats", "action_plan_implementation"}
 
@@ -113,6 +121,15 @@ def xml_bomb(env):
     return rezip(filled(env), replace={"xl/sharedStrings.xml": laughs.encode()})
 
 
+def utf16_xml_bomb(env):
+    # The same entities in UTF-16, where "<!DOCTYPE" is not those bytes, in the shared
+    # strings the workbook points to (so a reader parses them).
+    laughs = zipfile.ZipFile(io.BytesIO(xml_bomb(env))).read("xl/sharedStrings.xml").decode()
+    laughs = laughs.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>')
+    wired = shared_strings(1, filled(env))
+    return rezip(wired, replace={"xl/sharedStrings.xml": laughs.encode("utf-16")})
+
+
 def huge_dimension(env):
     data = filled(env)
     member = sheet_member(data, "national_total")
@@ -121,6 +138,34 @@ def huge_dimension(env):
         member,
         lambda x: re.sub(r'<dimension ref="[^"]+"', '<dimension ref="A1:XFD1048576"', x),
     )
+
+
+def cells_across_the_grid(env):
+    # A 2 KB sheet whose cells really span A1:XFD1048576: reading stops below the answers.
+    data = filled(env)
+    member = sheet_member(data, "national_total")
+
+    def change(xml: str) -> str:
+        xml = re.sub(r'<dimension ref="[^"]+"', '<dimension ref="A1:XFD1048576"', xml)
+        far = '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'
+        return xml.replace("</sheetData>", far + "</sheetData>")
+
+    return edit_xml(data, member, change)
+
+
+def libreoffice_deleted_row(env):
+    # A person deletes the empty row between two questions in LibreOffice, which then writes
+    # <dimension ref="A1:F1048576"/> and an empty <row r="1048576">.
+    data = libreoffice_delete_row(filled(env), "3. Population status", 24)
+    sheet = zipfile.ZipFile(io.BytesIO(data)).read(sheet_member(data, "national_total")).decode()
+    assert re.search(r'<dimension ref="A1:[A-Z]+1048576"', sheet), sheet[:800]
+    assert '<row r="1048576"' in sheet
+    return data
+
+
+def strict_open_xml(env):
+    # Excel's File > Save As > "Strict Open XML Spreadsheet (*.xlsx)".
+    return to_strict(filled(env))
 
 
 def million_rows(env):
@@ -345,7 +390,12 @@ CORPUS = [
     (truncated, "rejected", "corrupt", "damaged"),
     (zip_bomb, "rejected", "oversized_content", "unpacks to more than"),
     (xml_bomb, "rejected", "unsafe_xml", "not allowed"),
-    (huge_dimension, "rejected", "sheet_too_large", "claims"),
+    (utf16_xml_bomb, "rejected", "unsafe_xml", "not allowed"),
+    # A <dimension> is a hint: what a sheet claims is not what it holds.
+    (huge_dimension, "accepted", None, None),
+    (cells_across_the_grid, "accepted", None, None),
+    (libreoffice_deleted_row, "accepted", None, None),
+    (strict_open_xml, "accepted", None, None),
     (million_rows, "accepted", "extra_content", "only the answer cells were read"),
     (wrong_dimension, "accepted", None, None),
     (macros, "rejected", "macros", "macros"),
@@ -371,7 +421,7 @@ CORPUS = [
     (formula_without_value, "rejected", "formula_without_value", "formula"),
     (stretched_name, "rejected", "range_too_large", "stretched"),
     (deleted_name, "rejected", "missing_name", "cannot be found"),
-    (corrupt_sheet_xml, "rejected", "corrupt", "damaged"),
+    (corrupt_sheet_xml, "rejected", "corrupt_sheet", "'3. Population status' is damaged"),
     (future_submission_date, "accepted", "future_date", "future"),
     (shared_strings_flood, "rejected", "oversized_content", "unpacks to more than"),
 ]
@@ -434,6 +484,83 @@ def test_unreadable_file_is_answered_in_the_senders_language(env: Env) -> None:
     )
     assert outcome.issues[0].code == "not_a_workbook"
     assert "Книга Excel" in outcome.issues[0].message
+
+
+def _crowded(data: bytes, name: str, count: int) -> bytes:
+    """``count`` more cells below everything on the sheet holding ``name``."""
+    rows = "".join(
+        f'<row r="{r}"><c r="A{r}"><v>1</v></c></row>' for r in range(1000, 1000 + count)
+    )
+
+    def change(xml: str) -> str:
+        xml = re.sub(r'<dimension ref="[^"]+"', f'<dimension ref="A1:F{999 + count}"', xml)
+        return xml.replace("</sheetData>", rows + "</sheetData>")
+
+    return edit_xml(data, sheet_member(data, name), change)
+
+
+def _damaged(data: bytes, member: str) -> bytes:
+    """The zip with one member's bytes altered after its checksum was written."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            stored = zipfile.ZIP_STORED if item.filename == member else zipfile.ZIP_DEFLATED
+            target.writestr(item.filename, source.read(item.filename), compress_type=stored)
+    content = source.read(member)
+    at = buffer.getvalue().index(content) + len(content) // 2
+    damaged = bytearray(buffer.getvalue())
+    damaged[at] ^= 0x01
+    return bytes(damaged)
+
+
+def _tab(data: bytes, name: str) -> str:
+    sheet, _ = next(iter(load_workbook(io.BytesIO(data)).defined_names[name].destinations))
+    return sheet
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_messages_name_the_tab_a_person_sees(env: Env, language: str) -> None:
+    """A sheet is named as its tab reads (workbook.xml), never by its zip part (sheet4.xml)."""
+    state = {"en": "AF", "ru": "TJ"}[language]
+    data = filled(env, state, language, national_total=1811)
+    tab = _tab(data, "national_total")
+
+    crowded = _crowded(data, "national_total", 110_000)
+    outcome, _ = submit_file(env.settings, crowded, filename="crowded.xlsx")
+    assert outcome.status == "accepted", [i.message for i in outcome.issues]
+    (warning,) = [i for i in outcome.issues if i.code == "extra_content"]
+    assert tab in warning.message and ".xml" not in warning.message
+    assert warning.sheet == tab
+
+    tight = Settings(var_dir=env.settings.var_dir, max_sheet_cells=100_000)
+    crowded = _crowded(filled(env, state, language, national_total=1812), "national_total", 110_000)
+    outcome, _ = submit_file(tight, crowded, filename="too-many.xlsx")
+    assert [i.code for i in outcome.issues] == ["sheet_too_large"]
+    assert tab in outcome.issues[0].message and ".xml" not in outcome.issues[0].message
+
+    damaged = _damaged(data, sheet_member(data, "national_total"))
+    outcome, _ = submit_file(env.settings, damaged, filename="damaged.xlsx")
+    assert [i.code for i in outcome.issues] == ["corrupt_sheet"]
+    assert tab in outcome.issues[0].message and ".xml" not in outcome.issues[0].message
+
+
+def test_strict_open_xml_reads_as_the_transitional_file(env: Env) -> None:
+    data = filled(env, "UZ", national_total=1805)
+    limits = sandbox_limits(env.settings).extract
+    assert extract(to_strict(data), limits) == extract(data, limits)
+
+
+def test_row_deleted_in_libreoffice_reads_the_same_answers(env: Env) -> None:
+    data = filled(env, "TM", national_total=1806)
+    deleted = libreoffice_delete_row(data, "3. Population status", 24)
+    limits = sandbox_limits(env.settings).extract
+    before, after = extract(data, limits), extract(deleted, limits)
+    assert after.warnings == []
+    assert {k: v.rows for k, v in after.names.items()} == {
+        k: v.rows for k, v in before.names.items()
+    }
+    assert after.names["national_trend"].min_row == before.names["national_trend"].min_row - 1
 
 
 def test_oversized_upload_is_refused(env: Env) -> None:

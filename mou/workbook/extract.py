@@ -7,8 +7,8 @@ values of every workbook-level defined name, bounded in size, and the identity t
 from __future__ import annotations
 
 import io
-import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 from xml.parsers.expat import ExpatError
@@ -27,7 +27,14 @@ MAX_RANGE_CELLS = 20_000
 LARGE_SHEET_CELLS = 100_000
 # Every part but the worksheets is read whole (shared strings, styles...): cap them.
 MAX_LOADED_PART_BYTES = 8 * 2**20
-_DIMENSION = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"([A-Z0-9:$]+)\"")
+# A DTD, in the encodings expat reads: the parser refuses one too (xlsx.UnsafeXml).
+_DTD_MARKERS = tuple(
+    marker.encode(encoding)
+    for marker in ("<!DOCTYPE", "<!ENTITY")
+    for encoding in ("ascii", "utf-16-le", "utf-16-be")
+)
+# How a cell starts, unprefixed or with a namespace prefix (<x:c r="A1">).
+_CELL_STARTS = (b"<c ", b":c r=")
 
 
 @dataclass(frozen=True)
@@ -76,11 +83,18 @@ def classify(data: bytes) -> None:
 @dataclass
 class ZipReport:
     has_links: bool = False
-    large_sheets: dict[str, int] = field(default_factory=dict)
+    cells: dict[str, int] = field(default_factory=dict)  # part -> cells it holds
+    damaged: list[str] = field(default_factory=list)  # parts that cannot be inflated
 
 
 def inspect_zip(data: bytes, limits: Limits) -> ZipReport:
-    """Check the container; inflate every member with a cap on bytes actually produced."""
+    """Check the container; inflate every member with a cap on bytes actually produced.
+
+    Counts the cells each XML part really holds, since a worksheet's <dimension> is only a
+    hint: LibreOffice writes A1:F1048576 for a sheet where a row was deleted, and a hostile
+    file can claim little and hold much. A damaged member is noted, not refused here: the
+    refusal names the sheet's tab, known once workbook.xml has been read.
+    """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
@@ -105,7 +119,7 @@ def inspect_zip(data: bytes, limits: Limits) -> ZipReport:
         tail = b""
         is_xml = member.filename.endswith((".xml", ".rels", ".vml"))
         loaded_whole = is_xml and not member.filename.startswith("xl/worksheets/")
-        size = 0
+        size = cells = 0
         try:
             with archive.open(member) as handle:
                 while chunk := handle.read(1 << 16):
@@ -119,34 +133,51 @@ def inspect_zip(data: bytes, limits: Limits) -> ZipReport:
                         )
                     if is_xml:
                         window = tail + chunk
-                        if b"<!ENTITY" in window or b"<!DOCTYPE" in window:
+                        if any(marker in window for marker in _DTD_MARKERS):
                             raise Problem("unsafe_xml")
-                        if member.filename.startswith("xl/worksheets/"):
-                            cells = _check_dimension(window, member.filename, limits)
-                            if cells > LARGE_SHEET_CELLS:
-                                report.large_sheets[member.filename] = cells
+                        cells += _count_cells(tail, chunk)
                         tail = chunk[-64:]
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
-            raise Problem("corrupt", {"detail": f"damaged part {member.filename}"}) from exc
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, zlib.error):
+            report.damaged.append(member.filename)
+        if cells:
+            report.cells[member.filename] = cells
     archive.close()
     return report
 
 
-def _check_dimension(window: bytes, member: str, limits: Limits) -> int:
-    """The cells a sheet's <dimension> claims (0 if absent); refuse absurd claims."""
-    match = _DIMENSION.search(window)
-    if not match:
-        return 0
+def _count_cells(before: bytes, chunk: bytes) -> int:
+    """The cells starting in ``chunk``, ``before`` being the end of the previous chunk."""
+    count = 0
+    for start in _CELL_STARTS:
+        # A start split between the chunks lies wholly within this seam, and only one does.
+        seam = before[-len(start) + 1 :] + chunk[: len(start) - 1]
+        count += chunk.count(start) + seam.count(start)
+    return count
+
+
+def _sheet_sizes(report: ZipReport, book: xlsx.Book, limits: Limits) -> list[Problem]:
+    """Refuse a sheet holding more cells than any return could; warn of one far beyond the
+    template (only the answer cells are read, so the rest costs nothing but its bytes)."""
+    warnings = []
+    for part, tab in book.tabs().items():
+        cells = report.cells.get(part, 0)
+        if cells > limits.max_sheet_cells:
+            raise Problem("sheet_too_large", {"sheet": tab, "cells": cells})
+        if cells > LARGE_SHEET_CELLS:
+            warnings.append(Problem("extra_content", {"sheet": tab, "cells": cells}))
+    return warnings
+
+
+def _damage(report: ZipReport, archive: zipfile.ZipFile) -> Problem:
+    """The refusal of a zip with damaged members, naming a damaged sheet by its tab."""
     try:
-        min_col, min_row, max_col, max_row = range_boundaries(match.group(1).decode())
-    except (ValueError, TypeError):
-        return 0  # a broken <dimension> is ignored; the reader never relies on it
-    if None in (min_col, min_row, max_col, max_row):
-        return 0
-    cells = (max_col - min_col + 1) * (max_row - min_row + 1)
-    if cells > limits.max_sheet_cells:
-        raise Problem("sheet_too_large", {"sheet": member.rsplit("/", 1)[-1], "cells": cells})
-    return cells
+        tabs = xlsx.read_book(archive).tabs()
+    except (ExpatError, xlsx.UnsafeXml, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+        tabs = {}  # workbook.xml or its relationships are among the damaged ones
+    for part in report.damaged:
+        if part in tabs:
+            return Problem("corrupt_sheet", {"sheet": tabs[part]})
+    return Problem("corrupt", {"detail": f"damaged part {report.damaged[0]}"})
 
 
 def extract(data: bytes, limits: Limits) -> Extraction:
@@ -154,13 +185,12 @@ def extract(data: bytes, limits: Limits) -> Extraction:
     classify(data)
     report = inspect_zip(data, limits)
     warnings = [Problem("external_links")] if report.has_links else []
-    warnings += [
-        Problem("extra_content", {"sheet": member.rsplit("/", 1)[-1], "cells": cells})
-        for member, cells in sorted(report.large_sheets.items())
-    ]
     archive = zipfile.ZipFile(io.BytesIO(data))
     try:
+        if report.damaged:
+            raise _damage(report, archive)
         book = xlsx.read_book(archive)
+        warnings += _sheet_sizes(report, book, limits)
         names = {n.name: n for n in book.names if not n.local}  # the last of duplicates wins
         identity_name = names.get(IDENTITY_NAME)
         tokens: dict[str, str | None] = {
@@ -171,6 +201,8 @@ def extract(data: bytes, limits: Limits) -> Extraction:
         tokens["meta"] = meta.get("token")
         ranges, oversized = _named_ranges(book, names)
         values, formula_cells = _read_ranges(archive, book, ranges)
+    except xlsx.UnsafeXml as exc:
+        raise Problem("unsafe_xml") from exc
     except (ExpatError, KeyError, IndexError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise Problem("corrupt", {"detail": type(exc).__name__}) from exc
     finally:
@@ -238,7 +270,11 @@ def _read_ranges(
             max(b[2] for b in bounds),
             max(b[3] for b in bounds),
         )
-        cells = xlsx.read_cells(archive, book, book.sheets[sheet], union)
+        try:
+            cells = xlsx.read_cells(archive, book, book.sheets[sheet], union)
+        except (ExpatError, ValueError, IndexError, zipfile.BadZipFile, EOFError) as exc:
+            # Malformed XML, a value that is not one, a shared string that is not there.
+            raise Problem("corrupt_sheet", {"sheet": sheet}) from exc
         for name in names:
             c1, r1, c2, r2 = ranges[name][1]
             rows = [

@@ -101,7 +101,7 @@ class _Validator:
         field_key: str | None = None,
         **params: Any,
     ) -> None:
-        sheet = cell = None
+        sheet, cell = params.get("sheet"), None  # a whole sheet's issue names its tab
         if where:
             sheet, row, column = where
             cell = f"{get_column_letter(column)}{row}"

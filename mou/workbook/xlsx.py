@@ -9,8 +9,17 @@ reads exactly that, streaming the worksheets and stopping below the last row nee
 Values follow openpyxl's data-only rules (its `_reader.WorkSheetParser.parse_cell`), so the
 validator sees the same Python values: ints and floats as written, shared and inline strings,
 booleans, error strings, ISO dates, and date-styled numbers as datetimes on the workbook's
-epoch. Runs in the sandbox child, after `extract.inspect_zip` has bounded every part and
-refused DTDs and entity declarations.
+epoch; only the cell formats, never a conditional format's, make a number a date. One
+difference: text escapes (`_x000D_`), which openpyxl leaves in cell values, are decoded as
+Excel and LibreOffice decode them (`decode_escapes`).
+
+Strict Open XML workbooks (ISO/IEC 29500 Strict, Excel's "Strict Open XML Spreadsheet"),
+which openpyxl reads as having no sheets, are read too: for what this reader looks at they
+differ in namespace names, and in writing dates as ISO text (t="d" cells, read like any).
+
+Runs in the sandbox child, after `extract.inspect_zip` has bounded every part and refused
+DTDs and entity declarations; the parser refuses them again (`UnsafeXml`) whatever the
+part's encoding.
 """
 
 from __future__ import annotations
@@ -26,7 +35,13 @@ from xml.parsers import expat
 from openpyxl.styles.numbers import builtin_format_code, is_date_format, is_timedelta_format
 from openpyxl.utils.datetime import CALENDAR_MAC_1904, WINDOWS_EPOCH, from_excel, from_ISO8601
 
-REL_ID = "http://schemas.openxmlformats.org/officeDocument/2006/relationships id"
+# The r:id attribute of a <sheet>, as expat names it: transitional .xlsx, then Strict.
+REL_IDS = (
+    "http://schemas.openxmlformats.org/officeDocument/2006/relationships id",
+    "http://purl.oclc.org/ooxml/officeDocument/relationships id",
+)
+# The custom properties' relationship type, transitional then Strict (the last path segment).
+CUSTOM_PROPERTIES = ("custom-properties", "customProperties")
 CHUNK = 1 << 16
 _CELL_REF = re.compile(r"([A-Z]{1,3})(\d+)$")
 # A defined name that is a single area: Sheet!$A$1 or 'Sheet name'!$A$1:$C$9.
@@ -36,12 +51,48 @@ _AREA = re.compile(
 )
 
 
+# ST_Xstring: Excel writes a character XML would not keep as _xHHHH_ (a Windows line
+# break's CR as _x000D_), and the "_" of a text that would read as an escape as _x005F_.
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+# What a decoded escape may give that no database column stores: NUL, half a surrogate pair.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 class _Stop(Exception):
     """Raised from a handler: everything needed from this part has been read."""
 
 
+class UnsafeXml(Exception):
+    """A part declares a DTD or entities: refused, whatever its encoding."""
+
+
 def _local(name: str) -> str:
     return name[name.rfind(" ") + 1 :]
+
+
+def _refuse_dtd(*_args: Any) -> None:
+    raise UnsafeXml
+
+
+def _escaped_char(match: re.Match[str]) -> str:
+    return chr(int(match.group(1), 16))
+
+
+def decode_escapes(text: str) -> str:
+    """The text of one <t> or <v> with Excel's _xHHHH_ escapes decoded, left to right in one
+    pass, as Excel and LibreOffice read them ("_x005F_x000D_" is the text "_x000D_").
+
+    openpyxl leaves them in cell values and drops every "x005F_" from shared strings; its
+    `utils.escape.unescape` decodes them as here. A pair of escaped surrogates is one
+    character; NUL is dropped and a lone surrogate becomes U+FFFD, since neither can be stored.
+    """
+    if "_x" not in text:
+        return text
+    decoded = _ESCAPE.sub(_escaped_char, text)
+    if _UNSTORABLE.search(decoded):
+        decoded = decoded.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        decoded = decoded.replace("\x00", "")
+    return decoded
 
 
 def _parse(
@@ -56,6 +107,11 @@ def _parse(
     parser = expat.ParserCreate(namespace_separator=" ")
     parser.buffer_text = True
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    # No part of a workbook has a DTD. The byte check before (extract.inspect_zip) sees
+    # "<!DOCTYPE" in UTF-8 and UTF-16; here it is refused in whatever encoding expat reads,
+    # before any entity of it is declared or expanded.
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
     parser.StartElementHandler = start
     if end is not None:
         parser.EndElementHandler = end
@@ -101,6 +157,13 @@ class Book:
     date_styles: set[int] = field(default_factory=set)
     timedelta_styles: set[int] = field(default_factory=set)
 
+    def tabs(self) -> dict[str, str]:
+        """Part -> the sheet's name on its tab (what a person knows it by), in tab order."""
+        tabs: dict[str, str] = {}
+        for name, part in self.sheets.items():
+            tabs.setdefault(part, name)
+        return tabs
+
 
 def _relationships(archive: zipfile.ZipFile, rels_member: str, base: str) -> dict[str, str]:
     """Relationship id -> part name, resolved against the folder of the source part."""
@@ -137,7 +200,8 @@ def read_book(archive: zipfile.ZipFile) -> Book:
     def start(name: str, attrs: dict[str, str]) -> None:
         tag = _local(name)
         if tag == "sheet":
-            part = rels.get(attrs.get(REL_ID, ""))
+            rel_id = attrs.get(REL_IDS[0]) or attrs.get(REL_IDS[1], "")
+            part = rels.get(rel_id)
             if part and "name" in attrs:
                 sheets[attrs["name"]] = part
         elif tag == "definedName":
@@ -170,7 +234,8 @@ def _shared_strings(archive: zipfile.ZipFile, member: str) -> list[str]:
     """Each <si>'s text: its <t>, or its runs' <t> joined; phonetic runs left out."""
     strings: list[str] = []
     parts: list[str] = []
-    state = {"in_t": False, "phonetic": 0}
+    # in_t: inside a <t> to keep; start: where its text begins in parts; phonetic: <rPh> depth
+    state = {"in_t": False, "start": 0, "phonetic": 0}
 
     def start(name: str, _attrs: dict[str, str]) -> None:
         tag = _local(name)
@@ -180,15 +245,20 @@ def _shared_strings(archive: zipfile.ZipFile, member: str) -> list[str]:
             state["phonetic"] += 1
         elif tag == "t" and not state["phonetic"]:
             state["in_t"] = True
+            state["start"] = len(parts)
 
     def end(name: str) -> None:
         tag = _local(name)
-        if tag == "t":
+        if tag == "t" and state["in_t"]:
             state["in_t"] = False
+            # Excel escapes each run's <t> on its own: decode it on its own.
+            text = decode_escapes("".join(parts[state["start"] :]))
+            del parts[state["start"] :]
+            parts.append(text)
         elif tag == "rPh":
             state["phonetic"] -= 1
         elif tag == "si":
-            strings.append("".join(parts).replace("x005F_", ""))
+            strings.append("".join(parts))
 
     def data(chunk: str) -> None:
         if state["in_t"]:
@@ -199,28 +269,36 @@ def _shared_strings(archive: zipfile.ZipFile, member: str) -> list[str]:
 
 
 def _date_styles(archive: zipfile.ZipFile, member: str) -> tuple[set[int], set[int]]:
-    """Indexes of cellXfs whose number format is a date (or a duration), as openpyxl sees it."""
+    """Indexes of cellXfs whose number format is a date (or a duration), as openpyxl sees it.
+
+    Only the stylesheet's own <numFmts> and <cellXfs> (children of <styleSheet>) count: a
+    conditional format's <dxf> carries a <numFmt> whose id may be a cell format's too, and
+    says nothing about what the cell holds.
+    """
     custom: dict[int, str] = {}
     formats: list[int] = []
-    depth = {"cellXfs": 0}
+    # depth of the current element (styleSheet is 1); section: the child of styleSheet it is in
+    where = {"depth": 0, "section": ""}
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        tag = _local(name)
-        if tag == "numFmt":
+        where["depth"] += 1
+        depth, tag = where["depth"], _local(name)
+        if depth == 2:
+            where["section"] = tag
+        elif depth != 3:
+            return
+        elif tag == "numFmt" and where["section"] == "numFmts":
             number = attrs.get("numFmtId", "")
             if number.isdigit():
                 custom[int(number)] = attrs.get("formatCode", "")
-        elif tag == "cellXfs":
-            depth["cellXfs"] += 1
-        elif tag == "xf" and depth["cellXfs"]:
+        elif tag == "xf" and where["section"] == "cellXfs":
             try:
                 formats.append(int(attrs.get("numFmtId", "0")))
             except ValueError:
                 formats.append(0)
 
-    def end(name: str) -> None:
-        if _local(name) == "cellXfs":
-            depth["cellXfs"] -= 1
+    def end(_name: str) -> None:
+        where["depth"] -= 1
 
     _parse(archive, member, start, end)
     dates, durations = set(), set()
@@ -293,6 +371,7 @@ def read_cells(
             cell["phonetic"] += 1
         elif tag == "t" and cell["inline"] and not cell["phonetic"]:
             cell["collect"] = True
+            cell["t_start"] = len(text)
 
     def end(name: str) -> None:
         if not cell["wanted"]:
@@ -301,8 +380,12 @@ def read_cells(
         if tag == "v":
             cell["v"] = "".join(text)
             cell["collect"] = False
-        elif tag == "t":
+        elif tag == "t" and cell.get("collect"):
             cell["collect"] = False
+            # Each <t> of an inline string is escaped on its own, as a shared string's.
+            run = decode_escapes("".join(text[cell["t_start"] :]))
+            del text[cell["t_start"] :]
+            text.append(run)
         elif tag == "rPh":
             cell["phonetic"] -= 1
         elif tag == "c":
@@ -343,13 +426,18 @@ def _value(cell: dict[str, Any], raw: str | None, book: Book, shared: list[str])
         return bool(int(raw))
     if kind == "d":
         return from_ISO8601(raw)
-    return raw  # "str" (a formula's text result) and "e" (an error such as #N/A)
+    if kind == "str":  # a formula's text result, escaped as any text
+        return decode_escapes(raw)
+    return raw  # "e": an error such as #N/A
 
 
 def read_custom_property(archive: zipfile.ZipFile, wanted: str) -> str | None:
     """The text of one custom document property (docProps/custom.xml), if present."""
     rels = _relationships(archive, "_rels/.rels", "")
-    member = rels.get("type:custom-properties", "docProps/custom.xml")
+    member = next(
+        (rels[f"type:{kind}"] for kind in CUSTOM_PROPERTIES if f"type:{kind}" in rels),
+        "docProps/custom.xml",
+    )
     if member not in archive.NameToInfo:
         return None
     found: dict[str, Any] = {"inside": False, "depth": 0}
