@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mou.i18n.languages import LANGUAGES
 from mou.keyring import Keyring, check_secret, load_or_create_secret
 from mou.resources import data_root, default_var_dir
+
+MIN_SECRETARIAT_TOKEN_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -39,6 +42,13 @@ class Settings(BaseSettings):
     portal_port: int = 8000
     portal_base_url: str = ""  # public URL for links in emails, e.g. https://reports.example.org
     portal_link_grace_days: int = 90  # a link works until deadline + this, while the cycle is open
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed; anyone else could write those headers to pass for another client.
+    portal_trusted_proxies: tuple[str, ...] = ()
+    # A request body must keep arriving (no pause longer than the first) and be complete
+    # within the second, so a slow or stalled upload cannot hold the portal up.
+    portal_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    portal_body_total_seconds: float = Field(default=300.0, gt=0)
     # Empty: the secretariat dashboard is off (404).
     secretariat_token: str = Field(default="", repr=False)
 
@@ -64,6 +74,31 @@ class Settings(BaseSettings):
     @classmethod
     def _configured_secret(cls, value: str) -> str:
         return check_secret(value) if value else value
+
+    @field_validator("secretariat_token")
+    @classmethod
+    def _long_enough_token(cls, value: str) -> str:
+        # The token is the whole of the secretariat's sign-in: too short, it can be guessed
+        # despite the throttle. The message names no value: it is printed on the terminal.
+        if value and len(value) < MIN_SECRETARIAT_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_SECRETARIAT_TOKEN_LENGTH} characters long (e.g. "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`), or unset to "
+                "turn the dashboard off"
+            )
+        return value
+
+    @field_validator("portal_trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
+                ) from None
+        return tuple(entry.strip() for entry in value)
 
     @field_validator("previous_secrets")
     @classmethod

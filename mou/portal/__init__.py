@@ -11,8 +11,9 @@ One module per purpose:
 - ``api``: the JSON API (/api, described at /openapi.json) and its response models;
 - ``shared``: what those share: the ``Portal`` (settings, templates, ingest, throttle), page
   rendering, CSRF forms, link resolution and ``PortalError``;
-- ``security``: headers, error containment, CSRF tokens, the signed session, the size-limited
-  body and spreadsheet sniffing;
+- ``security``: headers (HSTS over https), error containment, CSRF tokens, the signed session,
+  the sign-in throttle (in the database) and the client behind trusted proxies, the size- and
+  time-limited body and spreadsheet sniffing;
 - ``pages``: what the pages show, read from the database (no HTTP).
 
 Public API: ``create_app``, ``serve_portal_in_thread`` (in ``mou.portal.server``), and

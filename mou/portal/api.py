@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
@@ -207,6 +207,7 @@ def router(portal: Portal) -> APIRouter:
     # --- the secretariat --------------------------------------------------------------
 
     def api_secretariat(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         cookie: Annotated[str | None, Depends(session_cookie)],
     ) -> None:
@@ -215,8 +216,18 @@ def router(portal: Portal) -> APIRouter:
             raise HTTPException(404, "not found")
         if read_session(settings.secret, configured, cookie):
             return
-        if credentials is not None and token_matches(configured, credentials.credentials):
-            return
+        if credentials is not None:
+            # Throttled with the sign-in form: a blocked client is refused whatever it offers.
+            client = portal.client(request)
+            if wait := portal.throttle.attempt(client):
+                raise HTTPException(
+                    429,
+                    "too many failed attempts; try again later",
+                    headers={"Retry-After": str(wait)},
+                )
+            if token_matches(configured, credentials.credentials):
+                portal.throttle.succeeded(client)
+                return
         raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
 
     @routes.get(

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from mou.cycle.links import portal_link
 from mou.cycle.standing import cycle_status
@@ -88,25 +89,32 @@ def router(portal: Portal) -> APIRouter:
         portal.set_csrf_cookie(response, request, fresh)
         return response
 
+    def too_many(request: Request, lang: str, wait: int) -> Response:
+        response = login_form(request, lang, 429, "too_many")
+        response.headers["retry-after"] = str(wait)
+        return response
+
     @routes.post("/dashboard/login", include_in_schema=False)
     async def login(request: Request) -> Response:
         lang = portal.lang_of(request)
         secretariat_session(portal, request)  # 404 when the dashboard is disabled
-        client = _client(request)
-        if portal.throttle.blocked(client):
-            return login_form(request, lang, 429, "too_many")
+        client = portal.client(request)
+        # A blocked client is answered before its body is read.
+        if wait := await run_in_threadpool(portal.throttle.retry_after, client):
+            return too_many(request, lang, wait)
         form = await request.form(max_files=0, max_fields=4, max_part_size=4096)
         try:
             portal.check_csrf(request, "login", form.get(CSRF_FIELD), lang)
             offered = form.get("token")
         finally:
             await form.close()
+        if wait := await run_in_threadpool(portal.throttle.attempt, client):
+            return too_many(request, lang, wait)
         if not token_matches(
             portal.secretariat_token, offered if isinstance(offered, str) else None
         ):
-            portal.throttle.failed(client)
-            return login_form(request, lang, 401, "login_failed")
-        portal.throttle.succeeded(client)
+            return login_form(request, lang, 401, "login_failed")  # the attempt stays counted
+        await run_in_threadpool(portal.throttle.succeeded, client)
         response = RedirectResponse(f"/dashboard?lang={lang}", 303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -236,11 +244,6 @@ def router(portal: Portal) -> APIRouter:
         )
 
     return routes
-
-
-def _client(request: Request) -> str:
-    """Who the login throttle counts failures for."""
-    return request.client.host if request.client else "unknown"
 
 
 def _parse_iso(value: str | None) -> dt.datetime | None:

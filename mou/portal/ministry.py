@@ -1,5 +1,5 @@
 """A ministry's personal link: its upload page, the template download, the upload with its
-refusals (403 CSRF, 400, 409, 413, 415) and the page of one submission.
+refusals (403 CSRF, 400, 408, 409, 413, 415) and the page of one submission.
 
 Every upload goes through the same intake as the drop folder (``receive_file``: raw bytes and
 row committed, event emitted); it is then ingested by ``process_submission`` in the inline
@@ -21,6 +21,7 @@ from mou.i18n.languages import LANGUAGE_NAMES, pick
 from mou.portal import pages
 from mou.portal.security import (
     CSRF_FIELD,
+    BodyTimeout,
     BodyTooLarge,
     content_disposition,
     limited_stream,
@@ -119,6 +120,8 @@ def router(portal: Portal) -> APIRouter:
             form = await parser.parse()
         except BodyTooLarge:
             raise too_large from None
+        except BodyTimeout:
+            raise PortalError(408, "timeout", lang=lang, back=back) from None
         except MultiPartException:
             raise PortalError(400, "bad_request", lang=lang, back=back) from None
         try:

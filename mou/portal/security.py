@@ -1,5 +1,6 @@
-"""The portal's defences: security headers, error containment, CSRF tokens, the signed
-secretariat session, a size-limited request body and spreadsheet sniffing.
+"""The portal's defences: security headers (HSTS over https), error containment, CSRF tokens,
+the signed secretariat session, the sign-in throttle and who its client is (behind trusted
+proxies), size- and time-limited request bodies and spreadsheet sniffing.
 
 Every key is derived from the service's secret with its own label (``mou.keyring``), so a
 CSRF token, a session cookie and a portal link can never stand in for one another.
@@ -7,19 +8,29 @@ CSRF token, a session cookie and a portal link can never stand in for one anothe
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import math
 import secrets
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from mou.clock import utcnow
 from mou.keyring import CSRF, SESSION, derive_key
+from mou.settings import Settings
+from mou.store.database import session_scope
+from mou.store.models import SignInFailure
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +52,10 @@ SECURITY_HEADERS = {
     b"cross-origin-resource-policy": b"same-origin",
     b"permissions-policy": b"camera=(), microphone=(), geolocation=()",
 }
+# Only over https: a browser ignores it over http, and a portal reached both ways (a test
+# server, a plain-http address inside the network) must stay reachable over http.
+HSTS_HEADER = b"strict-transport-security"
+HSTS = b"max-age=31536000"
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")  # .xls, and password-protected .xlsx
@@ -135,29 +150,136 @@ def token_matches(configured: str, offered: str | None) -> bool:
     )
 
 
-class LoginThrottle:
-    """At most ``attempts`` failed sign-ins per client in ``window`` seconds (in memory)."""
+# --- Who the client is, and how many wrong tokens it has offered --------------------------
 
-    def __init__(self, attempts: int = 10, window: float = 300.0) -> None:
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: str) -> Address | None:
+    """The IP address in ``text``, as proxies write it (``v4``, ``v4:port``, ``v6``,
+    ``[v6]:port``); an IPv4 address mapped into IPv6 (a dual-stack socket) as IPv4."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+class TrustedProxies:
+    """The reverse proxies (addresses or networks) whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed (``MOU_PORTAL_TRUSTED_PROXIES``)."""
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        self.networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+    def trusts(self, host: str) -> bool:
+        address = _address(host)
+        return address is not None and any(address in network for network in self.networks)
+
+    def client(self, peer: str, forwarded_for: str | None) -> str:
+        """Who sent the request: the peer, unless it is a trusted proxy; then the right-most
+        address of ``X-Forwarded-For`` that is not a trusted proxy (the left-most when all
+        are). Each proxy appends the address it was connected from, so what is left of the
+        last untrusted hop was written by the client and could be anything."""
+        hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
+        if not self.trusts(peer) or not hops:
+            return peer
+        for hop in reversed(hops):
+            if not self.trusts(hop):
+                return _display(hop)
+        return _display(hops[0])
+
+
+def _display(hop: str) -> str:
+    address = _address(hop)
+    return str(address) if address is not None else hop
+
+
+def client_key(host: str) -> str:
+    """Whom failures are counted for: the address, or for IPv6 its /64 network, since one
+    host (one customer line) has a whole /64 to take addresses from."""
+    address = _address(host)
+    if address is None:
+        return host[:64]
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class SignInThrottle:
+    """At most ``attempts`` wrong secretariat tokens per client in ``window`` seconds, offered
+    to the sign-in form and to the API together.
+
+    An offered token is counted before it is compared, so parallel requests cannot all pass
+    the check before any failure is written; a right token forgets the client's failures.
+    They are rows of the project database (``SignInFailure``): a restart does not forget them,
+    every portal process on the database counts the same ones, and rows older than the window
+    are deleted as new ones are written.
+    """
+
+    def __init__(self, settings: Settings, attempts: int = 10, window: float = 300.0) -> None:
+        self.settings = settings
         self.attempts = attempts
-        self.window = window
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
+        self.window = dt.timedelta(seconds=window)
 
-    def blocked(self, client: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._failures.get(client, []) if now - t < self.window]
-            self._failures[client] = recent
-            return len(recent) >= self.attempts
+    def retry_after(self, client: str) -> int:
+        """Seconds until ``client`` may offer a token again; 0 when it may now."""
+        now = utcnow()
+        with session_scope(self.settings) as session:
+            return self._wait(session, client_key(client), now)
 
-    def failed(self, client: str) -> None:
-        with self._lock:
-            self._failures.setdefault(client, []).append(time.monotonic())
+    def attempt(self, client: str) -> int:
+        """Count a token ``client`` offers, before it is compared: 0 to go on (the attempt
+        stays counted as a failure unless ``succeeded`` follows), else the seconds to wait
+        (and the attempt is not counted, so trying during the block does not prolong it)."""
+        key, now = client_key(client), utcnow()
+        if wait := self.retry_after(client):
+            return wait
+        with session_scope(self.settings) as session:
+            session.execute(
+                delete(SignInFailure).where(SignInFailure.failed_at <= now - self.window)
+            )
+            row = SignInFailure(client=key, failed_at=now)
+            session.add(row)
+            session.flush()
+            row_id = row.id
+        # Counted once committed: of parallel attempts, the n-th to commit sees at least n.
+        with session_scope(self.settings) as session:
+            counted = session.scalar(
+                select(func.count())
+                .select_from(SignInFailure)
+                .where(SignInFailure.client == key, SignInFailure.failed_at > now - self.window)
+            )
+            if (counted or 0) <= self.attempts:
+                return 0
+            session.execute(delete(SignInFailure).where(SignInFailure.id == row_id))
+            session.flush()
+            return max(1, self._wait(session, key, now))
 
     def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)
+        """The right token: the client's failures are forgotten."""
+        with session_scope(self.settings) as session:
+            session.execute(delete(SignInFailure).where(SignInFailure.client == client_key(client)))
+
+    def _wait(self, session: Session, key: str, now: dt.datetime) -> int:
+        # Blocked while ``attempts`` failures are in the window: until the oldest of the
+        # latest ``attempts`` leaves it.
+        latest = session.scalars(
+            select(SignInFailure.failed_at)
+            .where(SignInFailure.client == key, SignInFailure.failed_at > now - self.window)
+            .order_by(SignInFailure.failed_at.desc())
+            .limit(self.attempts)
+        ).all()
+        if len(latest) < self.attempts:
+            return 0
+        return max(1, math.ceil((latest[-1] + self.window - now).total_seconds()))
 
 
 # --- Request bodies ---------------------------------------------------------------------
@@ -165,6 +287,40 @@ class LoginThrottle:
 
 class BodyTooLarge(Exception):
     pass
+
+
+class BodyTimeout(Exception):
+    """The request body paused longer than allowed, or was not complete in time."""
+
+
+def timed_receive(receive: Receive, pause: float, total: float) -> Receive:
+    """``receive`` that raises ``BodyTimeout`` when the next part of the body takes more than
+    ``pause`` seconds, or the whole body more than ``total`` from when the app first asks for
+    it. Without it a client sending a byte now and then holds a request open for as long as
+    it likes (uvicorn has no such limit). Once the body is complete, waiting (for the client
+    to disconnect) is not limited."""
+    complete = False
+    deadline: float | None = None
+
+    async def receive_in_time() -> dict[str, Any]:
+        nonlocal complete, deadline
+        if complete:
+            return await receive()
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + total
+        wait = min(pause, deadline - now)
+        if wait <= 0:
+            raise BodyTimeout
+        try:
+            message = await asyncio.wait_for(receive(), wait)
+        except TimeoutError:
+            raise BodyTimeout from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            complete = True
+        return message
+
+    return receive_in_time
 
 
 async def limited_stream(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
@@ -215,18 +371,32 @@ ErrorPage = Callable[[Scope], tuple[int, list[tuple[bytes, bytes]], bytes]]
 
 
 class SecurityMiddleware:
-    """Outermost layer: adds the security headers (``Cache-Control: no-store`` on everything
-    but static assets) and turns any unhandled exception into the plain error page."""
+    """Adds the security headers (``Cache-Control: no-store`` on everything but static assets,
+    HSTS over https), limits the time a request body may take to arrive (``timed_receive``)
+    and turns any unhandled exception into the plain error page. Outermost but for
+    ``ProxiedClient``, which first says who the client is and over which scheme it came."""
 
-    def __init__(self, app: Any, error_page: ErrorPage) -> None:
+    def __init__(
+        self,
+        app: Any,
+        error_page: ErrorPage,
+        *,
+        published_https: bool = False,
+        body_pause: float = 30.0,
+        body_total: float = 300.0,
+    ) -> None:
         self.app = app
         self.error_page = error_page
+        self.published_https = published_https
+        self.body_pause = body_pause
+        self.body_total = body_total
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         static = scope.get("path", "").startswith("/static/")
+        https = self.published_https or scope.get("scheme") == "https"
         started = False
 
         async def send_with_headers(message: dict[str, Any]) -> None:
@@ -236,16 +406,21 @@ class SecurityMiddleware:
                 headers = [
                     (k, v)
                     for k, v in message.get("headers", [])
-                    if k.lower() not in SECURITY_HEADERS and k.lower() != b"cache-control"
+                    if k.lower() not in SECURITY_HEADERS
+                    and k.lower() not in (b"cache-control", HSTS_HEADER)
                 ]
                 headers.extend(SECURITY_HEADERS.items())
                 cache = b"public, max-age=3600" if static else b"no-store"
                 headers.append((b"cache-control", cache))
+                if https:
+                    headers.append((HSTS_HEADER, HSTS))
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(
+                scope, timed_receive(receive, self.body_pause, self.body_total), send_with_headers
+            )
         except Exception:
             log.exception("portal: unhandled error on %s", scope.get("path"))
             if started:
@@ -255,3 +430,28 @@ class SecurityMiddleware:
                 {"type": "http.response.start", "status": status, "headers": headers}
             )
             await send_with_headers({"type": "http.response.body", "body": body})
+
+
+class ProxiedClient:
+    """Outermost layer: when the peer is a trusted proxy, the request's client is the one it
+    forwarded (``TrustedProxies.client``) and its scheme the one it was reached by
+    (``X-Forwarded-Proto``, when a single http or https). From anyone else these headers are
+    ignored: any client can write them. uvicorn's own handling is off (``server``): it trusts
+    127.0.0.1 by default, so every local process could pass for any address."""
+
+    def __init__(self, app: Any, proxies: TrustedProxies) -> None:
+        self.app = app
+        self.proxies = proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        peer = scope.get("client")
+        if scope["type"] == "http" and peer and self.proxies.trusts(peer[0]):
+            headers = scope.get("headers", [])
+            forwarded = ", ".join(
+                v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for"
+            )
+            protos = [v.decode("latin-1").strip() for k, v in headers if k == b"x-forwarded-proto"]
+            scope = {**scope, "client": (self.proxies.client(peer[0], forwarded), 0)}
+            if len(protos) == 1 and protos[0] in ("http", "https"):
+                scope["scheme"] = protos[0]
+        await self.app(scope, receive, send)

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mou.errors import Refused
 from mou.portal import api, dashboard, ministry
-from mou.portal.security import SecurityMiddleware
+from mou.portal.security import BodyTimeout, ProxiedClient, SecurityMiddleware, TrustedProxies
 from mou.portal.shared import IngestMode, Portal, PortalError
 from mou.settings import Settings
 
@@ -68,6 +68,11 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
         key = {404: "not_found", 405: "bad_request"}.get(exc.status_code, "bad_request")
         return portal.error_response(request, PortalError(exc.status_code, key))
 
+    @app.exception_handler(BodyTimeout)
+    async def body_timeout(request: Request, exc: BodyTimeout) -> Response:
+        # An upload says so itself (ministry); any other body is a small form.
+        return portal.error_response(request, PortalError(408, "bad_request"))
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         if request.url.path.startswith("/api/"):
@@ -79,7 +84,15 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
     app.include_router(ministry.router(portal))
     app.include_router(dashboard.router(portal))
     app.include_router(api.router(portal))
-    app.add_middleware(SecurityMiddleware, error_page=portal.crash_page)
+    app.add_middleware(
+        SecurityMiddleware,
+        error_page=portal.crash_page,
+        published_https=settings.portal_base_url.startswith("https://"),
+        body_pause=settings.portal_body_timeout_seconds,
+        body_total=settings.portal_body_total_seconds,
+    )
+    # Added last, so outermost: the headers and the throttle see the forwarded client.
+    app.add_middleware(ProxiedClient, proxies=TrustedProxies(settings.portal_trusted_proxies))
     return app
 
 
@@ -165,6 +178,9 @@ def serve_portal_in_thread(
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # X-Forwarded-For is read by ProxiedClient, from MOU_PORTAL_TRUSTED_PROXIES only;
+        # uvicorn's default trusts 127.0.0.1, so any local process could name its address.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(

@@ -1,5 +1,5 @@
 """What every router of the portal shares: the ``Portal`` (settings, templates, the inline
-ingest, the login throttle), how a page is rendered in its language, the CSRF token of a form,
+ingest, the sign-in throttle), how a page is rendered in its language, the CSRF token of a form,
 how a personal link resolves, and ``PortalError``, the refusal that is answered as a page (or
 as JSON under /api)."""
 
@@ -17,7 +17,7 @@ from mou.i18n.texts import PortalTexts
 from mou.portal import pages
 from mou.portal.security import (
     CSRF_COOKIE,
-    LoginThrottle,
+    SignInThrottle,
     csrf_token,
     csrf_valid,
     new_nonce,
@@ -58,7 +58,8 @@ class PortalError(Exception):
 
 
 class Portal:
-    """State shared by the routes: settings, templates, the inline ingest, the login throttle."""
+    """State shared by the routes: settings, templates, the inline ingest, the sign-in throttle
+    (of the dashboard's form and the API's token together)."""
 
     def __init__(self, settings: Settings, ingest: IngestMode) -> None:
         self.settings = settings
@@ -70,13 +71,18 @@ class Portal:
             lstrip_blocks=True,
         )
         self.inline = InlineIngest(settings)
-        self.throttle = LoginThrottle()
+        self.throttle = SignInThrottle(settings)
 
     # language and texts
     @property
     def secretariat_token(self) -> str:
         """The token that signs the secretariat in; empty when the dashboard is disabled."""
         return self.settings.secretariat_token
+
+    def client(self, request: Request) -> str:
+        """Who the sign-in throttle counts a request for (the forwarded client behind a
+        trusted proxy, see ``security.ProxiedClient``)."""
+        return request.client.host if request.client else "unknown"
 
     def texts(self, lang: str) -> PortalTexts:
         """The portal's texts in ``lang``."""
@@ -135,25 +141,27 @@ class Portal:
     def error_response(self, request: Request | None, error: PortalError) -> Response:
         """The answer to a refusal: the error page, or ``{"detail": ...}`` under /api."""
         path = request.url.path if request is not None else ""
+        response: Response
         if path.startswith("/api/"):
-            return JSONResponse(
+            response = JSONResponse(
                 {"detail": self.texts("en").get(f"{error.key}_heading")}, status_code=error.status
             )
-        lang = error.lang or (self.lang_of(request) if request is not None else "en")
-        others = [code for code in self.settings.languages if code != lang]
-        response = self.render(
-            request,
-            "error.html",
-            lang,
-            status=error.status,
-            switch=request is not None and request.method == "GET",
-            key=error.key,
-            params=error.params,
-            extra=error.extra,
-            back=error.back,
-            others=[(code, self.texts(code)) for code in others] if error.multilingual else [],
-        )
-        if error.status == 413:
+        else:
+            lang = error.lang or (self.lang_of(request) if request is not None else "en")
+            others = [code for code in self.settings.languages if code != lang]
+            response = self.render(
+                request,
+                "error.html",
+                lang,
+                status=error.status,
+                switch=request is not None and request.method == "GET",
+                key=error.key,
+                params=error.params,
+                extra=error.extra,
+                back=error.back,
+                others=[(code, self.texts(code)) for code in others] if error.multilingual else [],
+            )
+        if error.status in (408, 413):  # the rest of the body is unread: no keep-alive
             response.headers["connection"] = "close"
         return response
 

@@ -342,3 +342,19 @@ class Answer(Base):
     carried_forward: Mapped[bool] = mapped_column(Boolean, default=False)
 
     submission: Mapped[Submission] = relationship(back_populates="answers")
+
+
+class SignInFailure(Base):
+    """A wrong secretariat token offered by a client (sign-in form or API), while it counts.
+
+    Kept in the project database, not in a process, so a restart does not forget them and every
+    portal process sharing the database counts the same ones; rows older than the throttle's
+    window are deleted as new ones arrive.
+    """
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # An IP address, or the /64 network of an IPv6 one (mou.portal.security.client_key).
+    client: Mapped[str] = mapped_column(String(64), index=True)
+    failed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
