@@ -729,3 +729,29 @@ def test_mail_that_did_not_reach_everyone_shows_in_the_status_and_can_be_sent_ag
         after = {s["state"]: s for s in cycle_status(session, cycle)["states"]}
     assert after["UZ"]["request_email"] == "sent" and after["UZ"]["mail_problems"] == []
     assert after["KZ"]["request_email"] == "partial"
+
+
+def test_the_sweep_removes_what_a_killed_writer_left_half_written(service: Settings) -> None:
+    import os
+
+    from mou.service.protocol import remove_leftover_files
+
+    service.files_dir.joinpath("ab", "cd").mkdir(parents=True)
+    service.outbox_dir.mkdir(parents=True)
+    (service.var_dir / "reports" / "cami-2024-2026").mkdir(parents=True)
+    old = [
+        service.files_dir / "ab" / "cd" / ".incoming-x1",
+        service.outbox_dir / ".sending-x2.tmp",
+        service.var_dir / "reports" / "cami-2024-2026" / ".progress-summary-en.pdf.1.partial",
+    ]
+    fresh = service.outbox_dir / ".sending-x3.tmp"  # another process is writing it now
+    kept = service.outbox_dir / "request-1-KZ.eml"
+    for path in [*old, fresh, kept]:
+        path.write_bytes(b"x")
+    two_hours_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).timestamp()
+    for path in [*old, kept]:
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    assert remove_leftover_files(service) == 3
+    assert not any(path.exists() for path in old)
+    assert fresh.exists() and kept.exists()
+    assert sweep(service, older_than=dt.timedelta(0)).temporary_files == 0

@@ -272,6 +272,7 @@ class SweepReport:
     receipts: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)  # could not be decided now; next sweep
     reports: list[int] = field(default_factory=list)  # cycles whose summaries were stale
+    temporary_files: int = 0  # half-written files a killed process left
     delivery: DeliveryReport | None = None
 
 
@@ -325,12 +326,42 @@ def sweep(
             continue
         if created:
             report.receipts.append(submission_id)
+    report.temporary_files = remove_leftover_files(settings, now)
     try:
         report.reports = render_stale_reports(settings)
     except Exception:  # the reports wait for the next sweep; the mail below must not
         log.exception("sweep: progress summaries not rendered")
     report.delivery = deliver_pending(settings)
     return report
+
+
+# Half-written files: the file store's, the .eml outbox's, the reports'. A writer renames its
+# own the moment it is done, so one an hour old was left by a process that died.
+LEFTOVER_PATTERNS = (
+    ("files_dir", "**/.incoming-*"),
+    ("outbox_dir", ".sending-*.tmp"),
+    ("var_dir", "reports/*/.*.partial"),
+)
+LEFTOVER_AGE = dt.timedelta(hours=1)
+
+
+def remove_leftover_files(settings: Settings, now: dt.datetime | None = None) -> int:
+    """Delete the half-written files of processes that died mid-write; returns how many."""
+    cutoff = (now or m.utcnow()) - LEFTOVER_AGE
+    removed = 0
+    for folder_name, pattern in LEFTOVER_PATTERNS:
+        folder = getattr(settings, folder_name)
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(pattern):
+            try:
+                modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+                if modified < cutoff:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue  # gone meanwhile, or not ours to remove
+    return removed
 
 
 def reports_folder(settings: Settings, cycle: m.ReportingCycle) -> Path:
