@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     # The service's own files (database, stored returns, outbox, secret): the checkout's var/,
     # or a per-user folder for an installed service (mou.resources.default_var_dir).
     var_dir: Path = Field(default_factory=default_var_dir)
-    database_url: str = ""
+    # May hold a password: shown only through mou.store.database.display_url.
+    database_url: str = Field(default="", repr=False)
     # Signs workbook identities, portal links, CSRF tokens and sessions (mou.keyring). Unset:
     # a random secret generated on first start and kept in var/secret (owner-only).
     secret: str = Field(default="", repr=False)

@@ -523,6 +523,8 @@ def test_a_claim_of_a_sender_that_died_on_this_machine_is_sent_again_at_once(
     import subprocess
     import sys
 
+    from mou.mail import delivery
+
     smtp_settings = relay(settings, smtp)
     row = enqueue(session, settings, "receipt:7")
     session.commit()
@@ -538,7 +540,7 @@ def test_a_claim_of_a_sender_that_died_on_this_machine_is_sent_again_at_once(
         .where(m.OutboxMessage.id == row.id)
         .values(
             status="sending",
-            claimed_by=f"{socket.gethostname()}:{gone}:1",
+            claimed_by=f"{socket.gethostname()}:{gone}:1:{delivery._pid_namespace()}",
             claimed_at=t0 - dt.timedelta(seconds=20),
             attempts=1,
         )
@@ -546,3 +548,6 @@ def test_a_claim_of_a_sender_that_died_on_this_machine_is_sent_again_at_once(
     session.commit()
     # The service restarts within a minute: the dead claim is not left for 15 minutes.
     assert deliver_pending(smtp_settings, now=t0).sent_message_ids == [row.message_id]
+    # The same host and process id in another PID namespace (a container) is not judged.
+    assert not delivery.claimant_gone(f"{socket.gethostname()}:{gone}:1:another-namespace")
+    assert not delivery.claimant_gone(f"{socket.gethostname()}:{gone}:1")

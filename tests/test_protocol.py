@@ -755,3 +755,52 @@ def test_the_sweep_removes_what_a_killed_writer_left_half_written(service: Setti
     assert not any(path.exists() for path in old)
     assert fresh.exists() and kept.exists()
     assert sweep(service, older_than=dt.timedelta(0)).temporary_files == 0
+
+
+def test_a_decision_is_announced_once_however_often_it_is_asked_for(
+    service: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mou.service.protocol as protocol
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    announced: list[str] = []
+    monkeypatch.setattr(protocol.events, "emit", lambda event, *a, **k: announced.append(event))
+    submission_id, _ = receive_file(service, filled_return(service, cycle, "KZ"), filename="k")
+    announced.clear()  # the "received" signal
+    process_submission(service, submission_id)
+    process_submission(service, submission_id)  # the sweep, a second worker, a start-up sweep
+    assert announced == ["mou.submission.accepted"]
+
+
+def test_a_cycle_that_cannot_be_rendered_does_not_hold_back_the_others(
+    service: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mou.reporting.progress_summary as progress_summary
+    from mou.service.protocol import render_stale_reports, stale_reports
+
+    bukhara = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    cami = open_and_dispatch(service, "cami", "2024-2026", DEADLINE, states=["KZ"]).cycle_id
+    first, _ = receive_file(service, filled_return(service, bukhara, "KZ"), filename="kz.xlsx")
+    process_submission(service, first)
+    with session_scope(service) as session:
+        cami_return = synthetic_cami_return(service, session, cami)
+    second, _ = receive_file(service, cami_return, filename="kz-cami.xlsx")
+    assert process_submission(service, second).status == "accepted"
+    real = progress_summary.render_progress_summary
+
+    def fails_for_bukhara(consolidated, language, settings):
+        if consolidated.cycle.id == bukhara:
+            raise RuntimeError("a fault in the Bukhara layout")
+        return real(consolidated, language, settings)
+
+    monkeypatch.setattr(progress_summary, "render_progress_summary", fails_for_bukhara)
+    assert render_stale_reports(service) == [cami]
+    assert stale_reports(service) == [bukhara]  # still stale: the next sweep tries again
+
+
+def synthetic_cami_return(service: Settings, session, cycle_id: int) -> bytes:
+    import random
+
+    from mou.demo.synthetic import synthetic_return
+
+    return synthetic_return(service, cycle_id, "KZ", random.Random(3), language="ru").data

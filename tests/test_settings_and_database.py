@@ -76,6 +76,7 @@ def test_settings_never_show_a_secret(tmp_path: Path) -> None:
         previous_secrets=("the-old-signing-secret-1",),
         smtp_password="the-relay-password",
         secretariat_token="the-dashboard-token-01",
+        database_url="postgresql://mou:the-database-password@db.example.org/mou",
     )
     shown = repr(settings) + str(settings)
     for secret in (
@@ -83,6 +84,7 @@ def test_settings_never_show_a_secret(tmp_path: Path) -> None:
         "the-old-signing-secret-1",
         "the-relay-password",
         "the-dashboard-token-01",
+        "the-database-password",
     ):
         assert secret not in shown
     with pytest.raises(ValidationError) as refused:

@@ -41,7 +41,9 @@ def register(commands: Any) -> None:
     outbox = commands.add_parser("outbox", help="the mail that did not go out")
     actions = outbox.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
     retry = actions.add_parser(
-        "retry", help="send failed mail again (e.g. after the relay was down for too long)"
+        "retry",
+        help="send failed mail of the last 30 days and of open cycles again (e.g. after the "
+        "relay was down for too long)",
     )
     retry.add_argument("--key", help="only this message (as `mou status` shows it)")
     retry.add_argument("--json", action="store_true")

@@ -252,11 +252,17 @@ def _finish(settings: Settings, message: OutboxMessage, worker: str, **values: A
 
 
 def claimant_gone(claimed_by: str | None) -> bool:
-    """True when the claim was made by a process of this machine that no longer runs."""
-    host, _, rest = (claimed_by or "").partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False  # another machine's: only its age can tell
+    """True when the claim was made by a process of this machine that no longer runs.
+
+    Only a claim naming this host *and* this PID namespace is checked (containers may share a
+    hostname but not process ids); any other is judged by its age alone.
+    """
+    parts = (claimed_by or "").split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or parts[3] != _pid_namespace():
+        return False
+    pid_text = parts[1]
+    if not pid_text.isdigit():
+        return False
     try:
         os.kill(int(pid_text), 0)
     except ProcessLookupError:
@@ -311,8 +317,16 @@ def _release_stale_claims(settings: Settings, now: dt.datetime) -> int:
     return failed
 
 
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
 def _default_worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_native_id()}"
+    # host:pid:thread:pid-namespace, so a claim can be told dead on this machine (above).
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_native_id()}:{_pid_namespace()}"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ refuses there a message that could never be sent. ``mou.mail.delivery`` sends th
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -163,15 +164,28 @@ def outbox_summary(session: Session, cycle_id: int | None = None) -> dict[str, i
     return counts
 
 
-def retry_failed(session: Session, key: str | None = None) -> list[str]:
-    """Put failed messages (or the one with ``key``) back in the queue, as new; their keys.
+def retry_failed(
+    session: Session, key: str | None = None, *, now: dt.datetime | None = None
+) -> list[str]:
+    """Put failed messages back in the queue, as new; returns their keys.
 
-    For mail that failed for good (a refused address since corrected, a relay down longer
-    than the retries last). A partly delivered message is not sent again: the others got it.
+    With ``key``, that message. Without, the failures of the last ``RETRY_WINDOW`` whose cycle
+    is still open (or that belong to no cycle): a reminder of a closed cycle, or one a month
+    old, must not go out now. A partly delivered message is never sent again: the others got
+    it.
     """
+    from mou.store.models import ReportingCycle
+
     query = select(OutboxMessage).where(OutboxMessage.status == "failed")
     if key is not None:
         query = query.where(OutboxMessage.key == key)
+    else:
+        since = (now or utcnow()) - RETRY_WINDOW
+        open_cycles = select(ReportingCycle.id).where(ReportingCycle.status == "open")
+        query = query.where(
+            OutboxMessage.created_at >= since,
+            OutboxMessage.cycle_id.is_(None) | OutboxMessage.cycle_id.in_(open_cycles),
+        )
     keys = []
     for message in session.scalars(query.order_by(OutboxMessage.id)):
         message.status = "pending"
@@ -179,3 +193,6 @@ def retry_failed(session: Session, key: str | None = None) -> list[str]:
         message.next_attempt_at = None
         keys.append(message.key)
     return keys
+
+
+RETRY_WINDOW = dt.timedelta(days=30)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -56,7 +57,8 @@ def refuse_drop(path: Path, reason: str) -> Path:
     """Move a dropped file and its sidecar to ``inbox/refused/``, with a note of why."""
     refused = path.parent / REFUSED
     refused.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
+    # Unique: two refusals of the same name in one second must not overwrite each other.
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
     target = refused / f"{stamp}-{path.name}"
     path.replace(target)
     sidecar = path.with_name(path.name + ".json")
@@ -148,6 +150,9 @@ class InboxWatcher:
                 continue  # new or still growing: look again next time
             if now - stat.st_mtime_ns / 1e9 < self.settle_seconds:
                 continue  # unchanged, but only just: a copy may resume
+            sidecar = path.with_name(path.name + ".json")
+            if sidecar.exists() and now - sidecar.stat().st_mtime < self.settle_seconds:
+                continue  # its sidecar is still being written
             count, not_before = self._failures.get(path, (0, 0.0))
             if now < not_before:
                 continue

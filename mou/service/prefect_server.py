@@ -63,11 +63,14 @@ def refuse_taken_port(host: str, port: int) -> None:
             ) from exc
 
 
+# Looked up here, not in the forked child (find_library runs ldconfig).
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
+
+
 def _die_with_parent() -> None:
     # In the child, before exec: Linux sends SIGTERM to it when its parent dies, however.
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def wait_healthy(api_url: str, timeout: float, process: subprocess.Popen | None = None) -> None:

@@ -7,13 +7,16 @@ Each step commits what it did before announcing it; each can be repeated safely.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -166,8 +169,7 @@ def decide_submission(settings: Settings, submission_id: int) -> IngestOutcome:
             last_fault = "its answers could not be stored (a conflict every time)"
             faults = _count_failure(settings, submission_id)
         except OperationalError:
-            _count_failure(settings, submission_id)
-            raise  # the database is away or busy: the sweep decides it when it is back
+            raise  # the database is away or busy (not counted): the sweep decides it later
         except Exception as exc:
             log.exception("submission %s: deciding failed (attempt %s)", submission_id, attempt)
             last_fault = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
@@ -205,7 +207,9 @@ def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
         except ValueError:  # an address that cannot be written to: keep the outcome
             log.warning("no receipt for submission %s: unusable address", submission_id)
     deliver_pending(settings)
-    if outcome.status in ("accepted", "rejected"):
+    # Announced by the process that decided it, once: a repeat (the sweep, a second worker)
+    # finds it decided and says nothing.
+    if outcome.status in ("accepted", "rejected") and not outcome.already_decided:
         with session_scope(settings) as session:
             submission = session.get(m.Submission, submission_id)
             instrument = (
@@ -377,16 +381,35 @@ def consolidate_and_render(
     so anyone can tell from the database alone whether they are out of date.
     """
     from mou.reporting.consolidation import consolidate
-    from mou.reporting.progress_summary import render_progress_summary
 
     with session_scope(settings) as session:
         cycle = session.get(m.ReportingCycle, cycle_id)
         if cycle is None:
             return []
         folder = reports_folder(settings, cycle)
-        consolidated = consolidate(session, cycle_id, forms_dir=settings.forms_dir)
         wanted = list(languages or cycle.instrument.languages)
     folder.mkdir(parents=True, exist_ok=True)
+    # Renders of one cycle take turns, each reading the database once it has its turn, so
+    # an older snapshot never lands after a newer one under a manifest that names the newer.
+    with _turn(folder):
+        with session_scope(settings) as session:
+            consolidated = consolidate(session, cycle_id, forms_dir=settings.forms_dir)
+        return _render(settings, consolidated, folder, wanted)
+
+
+@contextmanager
+def _turn(folder: Path) -> Iterator[None]:
+    with (folder / ".render.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _render(settings: Settings, consolidated: Any, folder: Path, wanted: list[str]) -> list[Path]:
+    from mou.reporting.progress_summary import render_progress_summary
+
     written = []
     for language in wanted:
         pdf = render_progress_summary(consolidated, language, settings)
@@ -450,11 +473,17 @@ def render_stale_reports(settings: Settings, rounds: int = 5) -> list[int]:
     """Render every stale cycle, again until none is (returns accepted meanwhile count too);
     returns the cycles rendered. Any process may run it: the database says what is stale."""
     rendered: list[int] = []
+    failing: set[int] = set()
     for _ in range(rounds):
-        stale = stale_reports(settings)
+        stale = [cycle_id for cycle_id in stale_reports(settings) if cycle_id not in failing]
         if not stale:
             break
         for cycle_id in stale:
-            consolidate_and_render(settings, cycle_id)
+            try:
+                consolidate_and_render(settings, cycle_id)
+            except Exception:  # one cycle that cannot be rendered must not stop the others
+                log.exception("progress summaries of cycle %s not rendered", cycle_id)
+                failing.add(cycle_id)
+                continue
             rendered.append(cycle_id)
     return rendered

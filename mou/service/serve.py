@@ -91,7 +91,9 @@ def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> Non
     watcher.start()
     # What the last run left (a kill -9 mid-burst): undecided returns, receipts, stale
     # summaries, mail. Beside the service, so it starts serving at once.
-    threading.Thread(target=_start_up_sweep, args=(settings,), name="start-up-sweep").start()
+    threading.Thread(
+        target=_start_up_sweep, args=(settings,), name="start-up-sweep", daemon=True
+    ).start()
     try:
         serve_deployments(settings)
     except KeyboardInterrupt:
