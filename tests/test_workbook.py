@@ -20,7 +20,7 @@ from mou.forms import load_form
 from mou.settings import Settings
 from mou.store import models as m
 from mou.store.database import session_scope
-from tests.workbooks import fill, libreoffice_convert, submit_file
+from tests.workbooks import fill, libreoffice_convert, soffice, submit_file
 
 BUKHARA_STATES = ["AF", "KZ", "TJ", "TM", "UZ"]
 
@@ -142,6 +142,7 @@ def test_cami_template_lists_all_121_activities(env: Env) -> None:
 @pytest.mark.parametrize("state", BUKHARA_STATES)
 @pytest.mark.parametrize("language", ["en", "ru"])
 def test_return_saved_by_libreoffice_reads_back_identical(env: Env, state: str, language: str):
+    soffice()  # skip (or fail in CI) before a return is recorded that other tests could meet
     filled = fill(
         template(env, state, language),
         bukhara_answers(language),
@@ -227,20 +228,23 @@ def test_approximate_count_is_a_warning_and_no_number(env: Env) -> None:
 
 
 def test_kazakh_template_sent_for_uzbekistan_is_refused(env: Env) -> None:
+    answers = bukhara_answers("ru")
+    # Bytes no other test sends: the same bytes again would be recognised as that return.
+    answers["reporting_institution"] = "Министерство экологии (проверка подписи)"
     filled = fill(
         template(env, "KZ", "ru"),
-        bukhara_answers("ru"),
+        answers,
         keyed={"threats", "action_plan_implementation"},
     )
     outcome = submit(env, filled, sender="environment.uz@example.org")
     assert outcome.status == "rejected"
     assert codes(outcome) == ["wrong_state"]
     assert "Казахстан" in outcome.issues[0].message and "Узбекистан" in outcome.issues[0].message
+    answers = bukhara_answers()
+    answers["reporting_institution"] = "Ministry of Ecology (identity check)"
     by_state = submit(
         env,
-        fill(
-            template(env, "KZ"), bukhara_answers(), keyed={"threats", "action_plan_implementation"}
-        ),
+        fill(template(env, "KZ"), answers, keyed={"threats", "action_plan_implementation"}),
         state="UZ",
     )
     assert codes(by_state) == ["wrong_state"]
