@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,12 +62,19 @@ def drop_postgres_database(admin_url: str, url: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty project database, once on SQLite and once on PostgreSQL."""
+# The engines a database fixture is parametrised over; "postgres" is required in CI.
+ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def engine_database(request: pytest.FixtureRequest, root: Path) -> Iterator[str]:
+    """An empty project database on the engine of ``request.param`` ("sqlite" in ``root``, or
+    a new PostgreSQL database), gone afterwards: for fixtures parametrised over ENGINES."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'mou.sqlite3'}"
-        engine_for.cache_clear()
+        try:
+            yield f"sqlite:///{root / 'mou.sqlite3'}"
+        finally:
+            engine_for.cache_clear()
         return
     admin_url = request.getfixturevalue("postgres_server")
     url = make_postgres_database(admin_url)
@@ -74,6 +82,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         drop_postgres_database(admin_url, url)
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty project database, once on SQLite and once on PostgreSQL."""
+    with engine_database(request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

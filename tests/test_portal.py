@@ -35,8 +35,8 @@ from mou.service.protocol import open_and_dispatch, reports_folder
 from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
-from mou.store.database import engine_for, session_scope
-from tests.conftest import drop_postgres_database, make_postgres_database
+from mou.store.database import session_scope
+from tests.conftest import ENGINES, engine_database
 from tests.test_protocol import filled_return
 
 with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx works the same
@@ -80,20 +80,18 @@ class Env:
             return session.scalar(query) or 0
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=ENGINES)
 def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """One database per engine for the module: a Bukhara deer cycle for KZ and UZ (open), and
     an earlier cycle for KZ that is closed."""
     root = tmp_path_factory.mktemp(f"portal-{request.param}")
-    admin_url = url = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'mou.sqlite3'}"
-    else:
-        admin_url = request.getfixturevalue("postgres_server")
-        url = make_postgres_database(admin_url)
+    with engine_database(request, root) as url:
+        yield from _env(root, url)
+
+
+def _env(root: Path, url: str) -> Iterator[Env]:
     settings = Settings(var_dir=root / "var", database_url=url).model_copy(update=PORTAL_FIELDS)
+    apps: list[Any] = []
     try:
         prepare_database(settings)
         cycle_id = open_and_dispatch(
@@ -105,17 +103,12 @@ def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         with session_scope(settings) as session:
             cycle = session.get(m.ReportingCycle, closed)
             cycle.status, cycle.closed_at = "closed", m.utcnow()
-        apps: list[Any] = []
         app = create_app(settings, ingest="thread")
         apps.append(app)
         yield Env(settings, cycle_id, closed, TestClient(app), apps)
     finally:
         for app in apps:  # background receipts finish before the database goes
             app.state.portal.inline.close()
-        if admin_url and url:
-            drop_postgres_database(admin_url, url)
-        elif url:
-            engine_for.cache_clear()
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:

@@ -33,8 +33,8 @@ from mou.cycle.links import portal_link
 from mou.portal.server import PortalServer, create_app, serve_portal_in_thread
 from mou.service.protocol import open_and_dispatch
 from mou.settings import Settings
-from mou.store.database import engine_for, session_scope, upgrade
-from tests.conftest import drop_postgres_database, make_postgres_database
+from mou.store.database import session_scope, upgrade
+from tests.conftest import ENGINES, engine_database
 from tests.test_portal import DEADLINE, PORTAL_FIELDS, SECRETARIAT_TOKEN, csrf_of
 
 with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx works the same
@@ -332,32 +332,20 @@ class Linked:
         return "/" + url.split("://", 1)[1].split("/", 1)[1]
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=ENGINES)
 def linked(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Linked]:
     """A database with an open Bukhara deer cycle for KZ, whose link takes uploads."""
     root = tmp_path_factory.mktemp(f"defences-{request.param}")
-    admin_url = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'mou.sqlite3'}"
-    else:
-        admin_url = request.getfixturevalue("postgres_server")
-        url = make_postgres_database(admin_url)
-    settings = Settings(var_dir=root / "var", database_url=url).model_copy(update=PORTAL_FIELDS)
-    try:
+    with engine_database(request, root) as url:
+        settings = Settings(var_dir=root / "var", database_url=url)
+        settings = settings.model_copy(update=PORTAL_FIELDS)
         prepare_database(settings)
         cycle_id = open_and_dispatch(
             settings, "bukhara-deer", "2025-2026", DEADLINE, states=["KZ"]
         ).cycle_id
         yield Linked(settings, cycle_id)
-    finally:
-        if admin_url:
-            drop_postgres_database(admin_url, url)
-        else:
-            engine_for.cache_clear()
 
 
 def send_slowly(

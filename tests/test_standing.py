@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,9 +33,9 @@ from mou.portal.server import create_app
 from mou.reporting.consolidation import ConsolidatedCycle, consolidate
 from mou.reporting.progress_summary import progress_summary_html, render_progress_summary
 from mou.settings import Settings
-from mou.store.database import engine_for, session_scope
+from mou.store.database import session_scope
 from tests import builders as b
-from tests.conftest import drop_postgres_database, make_postgres_database
+from tests.conftest import ENGINES, engine_database
 from tests.test_portal import TestClient, login
 
 DEADLINE = dt.date(2025, 3, 31)
@@ -97,19 +98,16 @@ class World:
     pdf: bytes
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=ENGINES)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     root = tmp_path_factory.mktemp(f"standing-{request.param}")
-    admin_url = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'mou.sqlite3'}"
-    else:
-        admin_url = request.getfixturevalue("postgres_server")
-        url = make_postgres_database(admin_url)
+    with engine_database(request, root) as url:
+        yield from _world(root, url)
+
+
+def _world(root: Path, url: str) -> Iterator[World]:
     settings = Settings(var_dir=root / "var", database_url=url, secretariat_token=TOKEN)
     app = None
     try:
@@ -134,12 +132,8 @@ def world(
             pdf=render_progress_summary(consolidated, "en", settings),
         )
     finally:
-        if app is not None:
+        if app is not None:  # background work ends before the database goes
             app.state.portal.inline.close()
-        if admin_url:
-            drop_postgres_database(admin_url, url)
-        else:
-            engine_for.cache_clear()
 
 
 def _status_views(status: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
