@@ -135,6 +135,7 @@ class Portal:
             fmt_date=lambda day: pages.fmt_date(day, lang),
             fmt_moment=lambda moment: pages.fmt_moment(moment, lang),
             name=lambda names: pick(names, lang),
+            detail_text=pages.detail_text,
             language_names=LANGUAGE_NAMES,
             **context,
         )
