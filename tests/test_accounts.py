@@ -33,6 +33,7 @@ from tests.accounts import (
     PASSWORD,
     TEST_ADMIN,
     SignedInClient,
+    bearer_headers,
     csrf_of,
     make_user,
     sign_in,
@@ -453,6 +454,19 @@ def test_readers_get_403_on_every_post_officers_act_and_only_admins_manage_accou
     # The toolbar shows the accounts page to admins only.
     assert "/dashboard/users" in admin.get("/dashboard").text
     assert "/dashboard/users" not in officer.get("/dashboard").text
+
+
+def test_the_api_takes_a_named_accounts_token_and_never_a_cookie_for_changes(
+    ready: Settings, apps: Callable[..., Any], signed_in: Callable[..., SignedInClient]
+) -> None:
+    app = apps(ready)
+    headers = bearer_headers(app, "reader")
+    assert TestClient(app).get("/api/cycles", headers=headers).status_code == 200
+    browser = signed_in(app, "officer")
+    assert browser.get("/api/cycles").status_code == 200  # a GET with the session cookie
+    # Anything else needs the header: a cookie rides along with cross-site requests.
+    assert browser.delete("/api/session").status_code == 401
+    assert browser.get("/dashboard").status_code == 200  # the browser's session goes on
 
 
 def test_the_core_refuses_a_reader_whatever_the_entry_point(ready: Settings) -> None:
