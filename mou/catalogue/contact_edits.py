@@ -53,6 +53,7 @@ CATALOGUE_FILE: Final = "db/catalogue/authorities.yaml"
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9-]{1,59}")
 _NAME_MAX = 300
+_EMAIL_MAX = 254
 _ADDRESS_MAX = 500
 
 
@@ -93,10 +94,14 @@ class SeedReport:
 
 def _email(text: str) -> str:
     try:
-        return mailbox_address(text)
+        address = mailbox_address(text)
+        if len(address) > _EMAIL_MAX:  # RFC 5321; the column holds no more
+            raise ValueError(address)
+        return address
     except ValueError:
+        shown = text if len(text) <= 80 else text[:79] + "…"
         raise Refused(
-            f"{text!r} is not an email address: give one address such as registry@mfa.example.org"
+            f"{shown!r} is not an email address: give one address such as registry@mfa.example.org"
         ) from None
 
 
@@ -206,7 +211,15 @@ def _write(
     return Edit(authority.key, tuple(written))
 
 
+def _check_names(names: Mapping[str, str | None]) -> None:
+    for language, text in names.items():
+        _language(language)
+        if _line(f"the {language} name", text or "", _NAME_MAX) is None and language == "en":
+            raise Refused("the English name cannot be removed: every contact has one")
+
+
 def _set_name(pending: _Pending, names: Mapping[str, str | None]) -> None:
+    _check_names(names)
     authority = pending.authority
     current = dict(authority.name or {})
     updated = dict(current)
@@ -274,6 +287,10 @@ def set_contact(
     new_instruments = (
         _instruments(session, instruments) if not isinstance(instruments, _Keep) else None
     )
+    _check_names(names or {})
+    for part, text in (("name", person_name), ("title", person_title)):
+        if not isinstance(text, _Keep):
+            _line(f"the person's {part}", text or "", _NAME_MAX)
     if new_email is not None and pending.compare("email", authority.email, new_email):
         authority.email = fit(m.Authority, "email", new_email) or new_email
     if names:
