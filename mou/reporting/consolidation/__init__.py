@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from mou.accounts.audit import logged_actions
 from mou.cycle.standing import Outcome, Timeliness, cycle_standings
 from mou.errors import Refused
 from mou.forms.spec import load_form
@@ -200,4 +201,5 @@ def consolidate(
         focal_points=focal_points(
             session, instrument, {s.code: s for s in states.values()}, species
         ),
+        audit=tuple(e.as_dict() for e in logged_actions(session, cycle.id)),
     )
