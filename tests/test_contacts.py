@@ -546,3 +546,26 @@ def test_the_bukhara_summary_has_no_focal_point_annex(session: Session, settings
     consolidated = consolidate(session, cycle_id)
     assert consolidated.focal_points is None
     assert "annex-focal-points" not in progress_summary_html(consolidated, "en", settings)
+
+
+def test_an_address_corrected_after_the_request_gets_it_when_resent(
+    settings: Settings, smtp: SmtpServer
+) -> None:
+    from mou.mail.delivery import deliver_pending
+    from mou.secretariat.cycles import resend_request
+
+    prepare_database(settings)
+    service = relay(settings, smtp)
+    cycle_id = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, ["KZ"]).cycle_id
+    with session_scope(settings) as session:
+        set_contact(session, OFFICER, "kz-mfa", email="registry@mfa.kz.example.org")
+        assert resend_request(session, service, OFFICER, cycle_id, "KZ").changed
+    with session_scope(settings) as session:  # nothing changed since: nothing sent again
+        assert not resend_request(session, service, OFFICER, cycle_id, "KZ").changed
+    deliver_pending(service)
+
+    first, again = smtp.received
+    assert addresses(first.message["To"]) == ["mfa.kz@example.org"]
+    assert addresses(again.message["To"]) == ["registry@mfa.kz.example.org"]
+    assert addresses(again.message["Cc"]) == ["environment.kz@example.org"]
+    assert str(first.message["Subject"]) == str(again.message["Subject"])  # the same reference
