@@ -146,6 +146,15 @@ def test_extend_excuse_and_reminders_follow(service: Settings, smtp: SmtpServer)
             f"reminder:{cid}:KZ:2027-05-31:due"
         ]
     deliver_pending(service)
+    [due] = [
+        mail
+        for mail in new_mail(smtp, 0)
+        if "Казахстан" in str(mail["Subject"]) and "сегодня" in str(mail["Subject"])
+    ]
+    # Names the instrument, the state and the reference; carries the personal link.
+    assert str(due["Subject"]).startswith("Меморандум") and "/KZ)" in str(due["Subject"])
+    assert addresses(due["To"]) == ["environment.kz@example.org"]
+    assert "/r/" in due.get_body(("plain",)).get_content()
 
     # The whole cycle later: every state not excused and still held to the old date is told.
     seen = len(smtp.received)
