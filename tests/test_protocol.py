@@ -668,6 +668,76 @@ def test_a_return_decided_after_a_later_one_is_not_said_to_count(
     assert "принят как версия" not in body
 
 
+def versions(settings: Settings, *ids: int) -> list[int | None]:
+    with session_scope(settings) as session:
+        return [session.get(m.Submission, i).version for i in ids]
+
+
+def test_versions_follow_the_order_returns_were_received_not_decided(service: Settings) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    first, second, third = (
+        receive_file(
+            service,
+            filled_return(service, cycle, "KZ", national_total=1700 + n),
+            filename=f"kz-{n}.xlsx",
+        )[0]
+        for n in range(3)
+    )
+    assert process_submission(service, second).version == 1
+    late = process_submission(service, first)  # received first, decided after the second
+    assert late.status == "accepted" and late.version is None  # it never counted
+    assert process_submission(service, third).version == 2
+    assert versions(service, first, second, third) == [None, 1, 2]
+    with session_scope(service) as session:
+        assert session.get(m.Submission, first).superseded_by_id == second
+        assert session.get(m.Submission, second).superseded_by_id == third
+
+
+def test_two_deciders_of_one_state_at_once_number_in_the_order_received(
+    service: Settings,
+) -> None:
+    """Both deciders wait for the request's lock (held here) and then take turns: the one that
+    comes second sees the first's committed decision, whichever of the two it is."""
+    from mou.store.database import begin_sqlite_transaction
+    from tests.test_mail import _wait_until_blocked
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    ids = [
+        receive_file(
+            service,
+            filled_return(service, cycle, "UZ", national_total=1500 + n),
+            filename=f"uz-{n}.xlsx",
+        )[0]
+        for n in range(2)
+    ]
+    errors: list[BaseException] = []
+
+    def decide(submission_id: int) -> None:
+        try:
+            with session_scope(service) as other:
+                intake.ingest_submission(other, service, submission_id)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with session_scope(service) as session:
+        begin_sqlite_transaction(session, immediate=True)
+        session.execute(
+            select(m.ReportRequest)
+            .join(m.RangeState)
+            .where(m.ReportRequest.cycle_id == cycle, m.RangeState.code == "UZ")
+            .with_for_update()
+        ).one()
+        threads = [threading.Thread(target=decide, args=(i,)) for i in reversed(ids)]
+        for thread in threads:
+            thread.start()
+        _wait_until_blocked(service, threads, waiting=2)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert versions(service, *ids) in ([1, 2], [None, 1])
+    assert count(service, m.Submission, status="accepted") == 2
+
+
 def test_a_drop_over_the_size_the_service_keeps_is_refused_with_a_note(
     service: Settings,
 ) -> None:
