@@ -86,6 +86,46 @@ def test_requests_go_to_foreign_affairs_with_copy_to_focal_ministry_once(
     assert str(uz["Subject"]).startswith("Бухарский") or "запрос" in str(uz["Subject"]).lower()
 
 
+def test_opening_again_with_another_deadline_or_more_states_is_refused(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    from mou.errors import Refused
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, states=["KZ"])
+    later = DEADLINE + dt.timedelta(days=30)
+    with pytest.raises(Refused, match=f"mou cycle extend {cycle.cycle_id} --deadline {later}"):
+        open_and_dispatch(service, "bukhara-deer", "2025-2026", later, states=["KZ"])
+    with pytest.raises(Refused, match=r"does not ask UZ.*--states KZ"):
+        open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, states=["KZ", "UZ"])
+    for states in (["KZ"], None):  # the same states, or its own: nothing new, no refusal
+        again = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, states=states)
+        assert not again.created and again.already == ["KZ"] and again.dispatched == []
+    with session_scope(service) as session:
+        opened = session.get(m.ReportingCycle, cycle.cycle_id)
+        assert opened.deadline == DEADLINE and len(opened.requests) == 1
+    assert len(smtp.received) == 1
+
+
+def test_a_new_cycle_needs_a_begun_period_and_a_deadline_not_before_today(
+    service: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mou import clock
+    from mou.errors import Refused
+
+    monkeypatch.setattr(clock, "utcnow", lambda: dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC))
+    with pytest.raises(Refused, match=r"deadline 2026-11-30 is before today \(2026-12-01\)"):
+        open_and_dispatch(service, "bukhara-deer", "2025-2026", dt.date(2026, 11, 30))
+    with pytest.raises(Refused, match="period 2027-2028 has not started"):
+        open_and_dispatch(service, "bukhara-deer", "2027-2028", dt.date(2029, 3, 31))
+    assert count(service, m.ReportingCycle) == 0
+    # The date of the request is given (the demo, a scheduled run): the same rules on it.
+    opened = open_and_dispatch(
+        service, "bukhara-deer", "2023-2024", dt.date(2025, 3, 31), today=dt.date(2025, 1, 15)
+    )
+    assert opened.created
+    assert open_and_dispatch(service, "bukhara-deer", "2025-2026", dt.date(2026, 12, 1)).created
+
+
 def test_relay_down_during_dispatch_then_each_request_arrives_once(
     service: Settings, smtp: SmtpServer
 ) -> None:
@@ -799,6 +839,45 @@ def test_mail_that_did_not_reach_everyone_shows_in_the_status_and_can_be_sent_ag
         after = {s["state"]: s for s in cycle_status(session, cycle)["states"]}
     assert after["UZ"]["request_email"] == "sent" and after["UZ"]["mail_problems"] == []
     assert after["KZ"]["request_email"] == "partial"
+
+
+def test_mail_of_no_cycle_that_failed_shows_in_the_status_and_on_the_dashboard(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    import argparse
+    import contextlib
+    import io
+
+    from mou.cli.reports import cmd_status
+    from mou.cycle.standing import cycle_status
+    from mou.portal.server import create_app
+    from tests.test_portal import TestClient, login
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    # Not a workbook: no cycle or state is ever read, and the relay refuses its sender.
+    lost, _ = receive_file(
+        service, b"not a workbook", filename="notes.xlsx", sender="refuse.someone@example.org"
+    )
+    assert process_submission(service, lost).status == "rejected"
+    with session_scope(service) as session:
+        status = cycle_status(session, cycle)
+    [problem] = status["mail_problems_outside_cycles"]
+    assert problem["kind"] == "receipt" and problem["status"] == "failed"
+    assert problem["key"] == f"receipt:{lost}" and "refuse.someone" in problem["to"]
+    assert status["mail_problems"] == [] and all(not s["mail_problems"] for s in status["states"])
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        cmd_status(argparse.Namespace(cycle=cycle, json=False), service)
+    assert "no cycle: receipt email failed" in printed.getvalue()
+    assert "mou outbox retry" in printed.getvalue()
+
+    secretariat = service.model_copy(update={"secretariat_token": "a-dashboard-token-1234"})
+    client = TestClient(create_app(secretariat, ingest="thread"))
+    assert login(client, "a-dashboard-token-1234").status_code == 303
+    dashboard = client.get("/dashboard?lang=fr").text
+    assert "Courriels hors cycle non remis à tous" in dashboard
+    assert f"receipt:{lost}" in dashboard and "refuse.someone@example.org" in dashboard
 
 
 def test_the_sweep_removes_what_a_killed_writer_left_half_written(service: Settings) -> None:

@@ -71,10 +71,14 @@ def open_and_dispatch(
     deadline: dt.date,
     states: Sequence[str] | None = None,
     progress: Progress | None = None,
+    today: dt.date | None = None,
 ) -> CycleOpening:
-    """Open the cycle, enqueue one request per state (each in its own transaction), send."""
+    """Open the cycle, enqueue one request per state (each in its own transaction), send.
+
+    ``today``: the date of the requests (default: today in UTC); see ``open_cycle`` for what
+    is refused."""
     with session_scope(settings) as session:
-        opened = open_cycle(session, settings, instrument, period, deadline, states)
+        opened = open_cycle(session, settings, instrument, period, deadline, states, today)
         result = CycleOpening(
             opened.cycle.id, instrument, period, opened.cycle.deadline, opened.created
         )
