@@ -679,6 +679,36 @@ def test_summaries_out_of_date_are_rendered_again_from_the_database(service: Set
     assert not list(folder.glob(".*partial"))  # no half-written file left behind
 
 
+def test_consolidation_runs_of_two_cycles_at_once_both_render_and_a_repeat_renders_nothing(
+    service: Settings,
+) -> None:
+    from mou.service.protocol import render_if_stale, stale_reports
+
+    bukhara = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    cami = open_and_dispatch(service, "cami", "2024-2026", DEADLINE, states=["KZ"]).cycle_id
+    kz, _ = receive_file(service, filled_return(service, bukhara, "KZ"), filename="kz.xlsx")
+    assert process_submission(service, kz).status == "accepted"
+    with session_scope(service) as session:
+        data = synthetic_cami_return(service, session, cami)
+    cami_return, _ = receive_file(service, data, filename="kz-cami.xlsx")
+    assert process_submission(service, cami_return).status == "accepted"
+    assert stale_reports(service) == [bukhara, cami]
+
+    written: dict[int, list[Path]] = {}
+    runs = [
+        threading.Thread(target=lambda c=c: written.setdefault(c, render_if_stale(service, c)))
+        for c in (bukhara, cami)
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=300)
+    assert sorted(written) == [bukhara, cami] and all(written.values())
+    assert stale_reports(service) == []
+    # Another run of the same burst finds the summaries up to date and renders nothing.
+    assert render_if_stale(service, bukhara) == []
+
+
 def test_a_return_decided_after_a_later_one_is_not_said_to_count(
     service: Settings, smtp: SmtpServer
 ) -> None:

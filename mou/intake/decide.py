@@ -304,7 +304,7 @@ def _decide(
                     m.Submission.state_id == request.state_id,
                     m.Submission.status == "accepted",
                 )
-            ).tuples(),
+            ),
         )
     # Decide only if nobody else did meanwhile: the conditional update is the lock. It is the
     # transaction's first write, after the parse, so SQLite's single write lock is not held
