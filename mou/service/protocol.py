@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -399,7 +400,39 @@ def consolidate_and_render(
     with _turn(folder):
         with session_scope(settings) as session:
             consolidated = consolidate(session, cycle_id, forms_dir=settings.forms_dir)
-        return _render(settings, consolidated, folder, wanted)
+            mark = standing_mark(session, cycle_id)
+        return _render(settings, consolidated, folder, wanted, mark)
+
+
+def standing_mark(session: Any, cycle_id: int) -> str:
+    """A digest of what the reports say of each state beyond its answers (outcome, deadline,
+    excuse, correction, the Secretariat's review): a report made under another mark is stale,
+    whoever changed it and whether or not the render after the change ran."""
+    from mou.cycle.standing import cycle_status
+
+    status = cycle_status(session, cycle_id)
+    reviewed = session.execute(
+        select(m.Submission.id, m.Submission.review_reason).where(
+            m.Submission.cycle_id == cycle_id, m.Submission.review_reason.is_not(None)
+        )
+    ).all()
+    seen = {
+        "status": status["status"],
+        "deadline": status["deadline"],
+        "states": [
+            [
+                s["state"],
+                s["outcome"],
+                s["on_time"],
+                s["deadline"],
+                s["excused"],
+                s["correction_requested"],
+            ]
+            for s in status["states"]
+        ],
+        "reviewed": sorted([i, r] for i, r in reviewed),
+    }
+    return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def render_if_stale(settings: Settings, cycle_id: int, rounds: int = 5) -> list[Path]:
@@ -425,10 +458,11 @@ def render_if_stale(settings: Settings, cycle_id: int, rounds: int = 5) -> list[
         with _turn(folder):
             with session_scope(settings) as session:
                 counted = _counted_returns(session, cycle_id).get(cycle_id, set())
-                if not _out_of_date(folder, languages, counted):
+                mark = standing_mark(session, cycle_id)
+                if not _out_of_date(folder, languages, counted, mark):
                     return written
                 consolidated = consolidate(session, cycle_id, forms_dir=settings.forms_dir)
-            written = _render(settings, consolidated, folder, languages)
+            written = _render(settings, consolidated, folder, languages, mark)
     return written
 
 
@@ -442,7 +476,9 @@ def _turn(folder: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _render(settings: Settings, consolidated: Any, folder: Path, wanted: list[str]) -> list[Path]:
+def _render(
+    settings: Settings, consolidated: Any, folder: Path, wanted: list[str], mark: str
+) -> list[Path]:
     from mou.reporting.progress_summary import render_progress_summary
 
     written = []
@@ -454,14 +490,16 @@ def _render(settings: Settings, consolidated: Any, folder: Path, wanted: list[st
     rendered_from = sorted(r.submission_id for r in consolidated.returns)
     manifest = _manifest(folder)
     manifest.update({language: rendered_from for language in wanted})
+    manifest.update({f"{language}{MARK}": mark for language in wanted})
     _write_atomically(folder / MANIFEST, json.dumps(manifest, sort_keys=True).encode())
     return written
 
 
 MANIFEST = "rendered.json"  # language -> ids of the accepted returns its summary was made from
+MARK = "@standing"  # language + MARK -> the standing mark it was made under
 
 
-def _manifest(folder: Path) -> dict[str, list[int]]:
+def _manifest(folder: Path) -> dict[str, Any]:
     try:
         data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -490,14 +528,15 @@ def _counted_returns(session: Session, cycle_id: int | None = None) -> dict[int,
     return counted
 
 
-def _out_of_date(folder: Path, languages: Sequence[str], counted: set[int]) -> bool:
-    """Whether a cycle's summaries are missing or made from other returns than ``counted``
-    (a cycle with no counted return has nothing to render)."""
+def _out_of_date(folder: Path, languages: Sequence[str], counted: set[int], mark: str) -> bool:
+    """Whether a cycle's summaries are missing, made from other returns than ``counted`` or
+    under another standing ``mark`` (a cycle with no counted return has nothing to render)."""
     if not counted:
         return False
     manifest = _manifest(folder)
     return any(
         set(manifest.get(language, ())) != counted
+        or manifest.get(f"{language}{MARK}") != mark
         or not (folder / f"progress-summary-{language}.pdf").exists()
         for language in languages
     )
@@ -512,10 +551,11 @@ def stale_reports(settings: Settings) -> list[int]:
             select(m.ReportingCycle).where(m.ReportingCycle.id.in_(counted))
         ).all()
         places = {c.id: (reports_folder(settings, c), list(c.instrument.languages)) for c in cycles}
+        marks = {c.id: standing_mark(session, c.id) for c in cycles}
     return [
         cycle_id
         for cycle_id, (folder, languages) in sorted(places.items())
-        if _out_of_date(folder, languages, counted[cycle_id])
+        if _out_of_date(folder, languages, counted[cycle_id], marks[cycle_id])
     ]
 
 
@@ -526,15 +566,113 @@ def render_stale_reports(settings: Settings, rounds: int = 5) -> list[int]:
     failing: set[int] = set()
     for _ in range(rounds):
         stale = [cycle_id for cycle_id in stale_reports(settings) if cycle_id not in failing]
-        if not stale:
+        national = [c for c in stale_national_reports(settings) if c not in failing]
+        if not stale and not national:
             break
-        for cycle_id in stale:
+        for cycle_id in sorted(set(stale) | set(national)):
             try:
-                written = render_if_stale(settings, cycle_id, rounds=1)  # a run may just have
+                written = False
+                if cycle_id in stale:  # a consolidation run may just have rendered it
+                    written = bool(render_if_stale(settings, cycle_id, rounds=1))
+                if cycle_id in national:
+                    render_national_reports(settings, cycle_id)
+                    written = True
             except Exception:  # one cycle that cannot be rendered must not stop the others
-                log.exception("progress summaries of cycle %s not rendered", cycle_id)
+                log.exception("reports of cycle %s not rendered", cycle_id)
                 failing.add(cycle_id)
                 continue
             if written:
                 rendered.append(cycle_id)
     return rendered
+
+
+def stale_national_reports(settings: Settings) -> list[int]:
+    """Cycles whose national reports are released but not made from the returns that count."""
+    with session_scope(settings) as session:
+        released = session.scalars(
+            select(m.Publication.cycle_id).where(
+                m.Publication.kind == "national-reports", m.Publication.withdrawn_at.is_(None)
+            )
+        ).all()
+        stale = []
+        for cycle in session.scalars(
+            select(m.ReportingCycle).where(m.ReportingCycle.id.in_(set(released)))
+        ):
+            counted = {
+                code: submission_id
+                for submission_id, code in session.execute(
+                    select(m.Submission.id, m.RangeState.code)
+                    .join(m.RangeState, m.Submission.state_id == m.RangeState.id)
+                    .where(
+                        m.Submission.cycle_id == cycle.id,
+                        m.Submission.status == "accepted",
+                        m.Submission.superseded_by_id.is_(None),
+                    )
+                )
+            }
+            folder = reports_folder(settings, cycle) / NATIONAL
+            try:
+                made_from = json.loads((folder / "national.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                made_from = None
+            if made_from != counted:
+                stale.append(cycle.id)
+    return sorted(stale)
+
+
+NATIONAL = "national"  # sub-folder of a cycle's reports: each counted return's own summary
+
+
+def render_national_reports(settings: Settings, cycle_id: int) -> list[Path]:
+    """Each counted return's national report, in the return's language and English, for the
+    public page (``mou publish --national-reports``); ``national.json`` names their returns."""
+    from mou.reporting.consolidation.returns import read_return
+    from mou.reporting.state_summary import render_state_summary
+
+    with session_scope(settings) as session:
+        cycle = session.get(m.ReportingCycle, cycle_id)
+        if cycle is None:
+            return []
+        folder = reports_folder(settings, cycle) / NATIONAL
+        counted = session.execute(
+            select(m.Submission.id, m.RangeState.code, m.Submission.language)
+            .join(m.RangeState, m.Submission.state_id == m.RangeState.id)
+            .where(
+                m.Submission.cycle_id == cycle_id,
+                m.Submission.status == "accepted",
+                m.Submission.superseded_by_id.is_(None),
+            )
+        ).all()
+        returns = {
+            code: (submission_id, language or "en", read_return(session, submission_id))
+            for submission_id, code, language in counted
+        }
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    with _turn(folder):
+        for code, (_, language, returned) in sorted(returns.items()):
+            for lang in dict.fromkeys([language, "en"]):
+                target = folder / f"{code}-{lang}.pdf"
+                _write_atomically(target, render_state_summary(returned, lang, settings))
+                written.append(target)
+        made_from = {code: submission_id for code, (submission_id, _, _) in returns.items()}
+        _write_atomically(folder / "national.json", json.dumps(made_from, sort_keys=True).encode())
+    return written
+
+
+def national_reports(settings: Settings, cycle_id: int) -> dict[str, list[Path]]:
+    """The national reports on disk for a cycle, by state code (what the public page lists)."""
+    with session_scope(settings) as session:
+        cycle = session.get(m.ReportingCycle, cycle_id)
+        if cycle is None:
+            return {}
+        folder = reports_folder(settings, cycle) / NATIONAL
+    try:
+        made_from = json.loads((folder / "national.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {
+        code: sorted(folder.glob(f"{code}-*.pdf"))
+        for code in sorted(made_from)
+        if isinstance(code, str) and code.isalpha()
+    }

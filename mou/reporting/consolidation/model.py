@@ -95,6 +95,9 @@ class StateReturn:
     decided_at: dt.datetime | None
     answers: tuple[AnswerValue, ...]
     warnings: tuple[DataWarning, ...]
+    # The Secretariat accepted it after review (despite its warnings, or waived errors).
+    review_reason: str | None = None
+    waived_codes: tuple[str, ...] = ()
 
     def value(self, field_key: str, row_key: str = "", column_key: str = "") -> Any:
         for answer in self.answers:
@@ -141,6 +144,8 @@ class SubmissionStatus:
     outcome: Outcome
     timeliness: Timeliness | None
     days_late: int | None
+    deadline: dt.date | None = None  # the state's own when extended
+    excused: bool = False
 
     @property
     def requested_at(self) -> dt.datetime | None:
@@ -166,6 +171,8 @@ class SubmissionStatus:
             outcome=standing.outcome,
             timeliness=standing.timeliness,
             days_late=standing.days_late,
+            deadline=standing.deadline,
+            excused=standing.excused,
         )
 
 
@@ -330,6 +337,7 @@ class CarriedForward:
 class DataQuality:
     warnings: tuple[DataWarning, ...]
     carried_forward: tuple[CarriedForward, ...]
+    reviewed: tuple[StateReturn, ...] = ()  # accepted by the Secretariat after review
 
 
 @dataclass(frozen=True)
@@ -343,6 +351,8 @@ class CycleCounts:
     refused: int
     pending: int
     not_received: int
+    correction_requested: int = 0
+    excused: int = 0
 
 
 @dataclass(frozen=True)
@@ -361,6 +371,8 @@ class ConsolidatedCycle:
     narratives: tuple[Narrative, ...]
     data_quality: DataQuality
     species: tuple[SpeciesRef, ...] = field(default=())
+    # The Secretariat's actions on the cycle (mou.accounts.audit), exported with it.
+    audit: tuple[dict[str, Any], ...] = field(default=())
 
     def status_of(self, state_code: str) -> SubmissionStatus:
         for status in self.states:
