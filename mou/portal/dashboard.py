@@ -15,6 +15,7 @@ from mou.accounts.audit import LoggedAction, logged_actions
 from mou.accounts.sessions import SignedIn
 from mou.cycle.links import portal_link
 from mou.cycle.standing import cycle_status
+from mou.mail.outbox import undelivered
 from mou.portal import pages
 from mou.portal.security import content_disposition
 from mou.portal.shared import MAX_ID, Portal, PortalError
@@ -40,8 +41,15 @@ def router(portal: Portal) -> APIRouter:
         with session_scope(settings) as session:
             cycles = pages.cycles_overview(session)
             set_aside = pages.set_aside_submissions(session)
+            mail_outside = undelivered(session, outside_cycles=True)
         return portal.render_dashboard(
-            request, "dashboard.html", lang, signed, cycles=cycles, set_aside=set_aside
+            request,
+            "dashboard.html",
+            lang,
+            signed,
+            cycles=cycles,
+            set_aside=set_aside,
+            mail_outside=mail_outside,
         )
 
     @routes.get("/dashboard/cycles/{cycle_id}", include_in_schema=False)
@@ -80,6 +88,7 @@ def router(portal: Portal) -> APIRouter:
                 "status": cycle.status,
                 "opened_at": cycle.opened_at,
                 "summary": status["summary"],
+                "mail_problems": status["mail_problems"],
             }
             reports = pages.report_files(reports_folder(settings, cycle))
             log = logged_actions(session, cycle_id)
