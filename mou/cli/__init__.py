@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mou.cli import cycles as cli_cycles
 from mou.cli import forms as cli_forms
+from mou.cli import mailbox as cli_mailbox
 from mou.cli import outbox as cli_outbox
 from mou.cli import reports as cli_reports
 from mou.cli.common import iso_date, print_json, terminal_progress
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each room of the service adds its own sub-commands.
-_COMMAND_MODULES: list[Any] = [cli_forms, cli_cycles, cli_reports, cli_outbox]
+_COMMAND_MODULES: list[Any] = [cli_forms, cli_cycles, cli_reports, cli_outbox, cli_mailbox]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
