@@ -136,6 +136,12 @@ class Authority(Base):
     person: Mapped[dict[str, Any] | None]
     # None: every instrument the state takes part in.
     instruments: Mapped[list[str] | None]
+    # A focal point for one species (CAMI programme of work 4.1.2); None: for the country.
+    species_code: Mapped[str | None] = mapped_column(String(40))
+    # The Secretariat edits contacts in the database (mou contacts); the catalogue only seeds.
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    updated_by: Mapped[str | None] = mapped_column(String(60))
 
     state: Mapped[RangeState] = relationship(back_populates="authorities")
 
@@ -207,6 +213,9 @@ class ReportingCycle(Base):
     status: Mapped[str] = mapped_column(String(10), default="open")  # open | closed
     opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # Set when the whole cycle's deadline is extended: the deadline the requests announced.
+    original_deadline: Mapped[dt.date | None] = mapped_column(Date)
+    deadline_changed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     instrument: Mapped[Instrument] = relationship()
     requests: Mapped[list[ReportRequest]] = relationship(
@@ -227,6 +236,12 @@ class ReportRequest(Base):
     reference: Mapped[str] = mapped_column(String(60), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     dispatched_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # This state's own extended deadline (None: the cycle's).
+    deadline: Mapped[dt.date | None] = mapped_column(Date)
+    deadline_changed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # Excused by the Secretariat from reporting in this cycle: no reminders, shown as excused.
+    excused_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    excused_reason: Mapped[str | None] = mapped_column(Text)
 
     cycle: Mapped[ReportingCycle] = relationship(back_populates="requests")
     state: Mapped[RangeState] = relationship()
@@ -306,6 +321,11 @@ class Submission(Base):
     # The intake context: state expected from the portal link or the sender's address.
     expected_state_id: Mapped[int | None] = mapped_column(ForeignKey("range_states.id"))
     expected_cycle_id: Mapped[int | None] = mapped_column(ForeignKey("reporting_cycles.id"))
+    # Accepted by the Secretariat despite warnings (or, by an admin, despite named errors).
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(60))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    waived_codes: Mapped[list[str] | None]
 
     issues: Mapped[list[ValidationIssue]] = relationship(
         back_populates="submission", order_by="ValidationIssue.id"
@@ -364,6 +384,125 @@ class SignInFailure(Base):
     client: Mapped[str] = mapped_column(String(64), index=True)
     failed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
 
+
+class User(Base):
+    """A named Secretariat account. Roles: admin (users, settings), officer (every cycle
+    action), reader (view only)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+    role: Mapped[str] = mapped_column(String(10))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    full_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(60))
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class UserSession(Base):
+    """A signed-in browser. Only the token's hash is kept; signing out revokes the row."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    client: Mapped[str | None] = mapped_column(String(64))
+
+    user: Mapped[User] = relationship()
+
+
+class AuditEvent(Base):
+    """One Secretariat action: who, when, what, on which cycle, state or return, and why."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(60))
+    action: Mapped[str] = mapped_column(String(40))
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("reporting_cycles.id"), index=True)
+    state_id: Mapped[int | None] = mapped_column(ForeignKey("range_states.id"))
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    state: Mapped[RangeState | None] = relationship()
+
+
+class CorrectionRequest(Base):
+    """A return sent back to its state for correction, with the Secretariat's comments; the
+    state's next return answers it."""
+
+    __tablename__ = "correction_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), unique=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("reporting_cycles.id"), index=True)
+    state_id: Mapped[int] = mapped_column(ForeignKey("range_states.id"))
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    requested_by: Mapped[str] = mapped_column(String(60))
+    # The state's next return, decided after the request.
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    comments: Mapped[list[ReviewComment]] = relationship(
+        back_populates="correction", order_by="ReviewComment.id"
+    )
+
+
+class ReviewComment(Base):
+    """One comment of a correction request: on a field (with its sheet and cell) or general."""
+
+    __tablename__ = "review_comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    correction_id: Mapped[int] = mapped_column(ForeignKey("correction_requests.id"))
+    field_key: Mapped[str | None] = mapped_column(String(120))
+    sheet: Mapped[str | None] = mapped_column(String(100))
+    cell: Mapped[str | None] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    # Once answered: whether the next return changed this field (None: general comment).
+    changed: Mapped[bool | None] = mapped_column(Boolean)
+
+    correction: Mapped[CorrectionRequest] = relationship(back_populates="comments")
+
+
+class Publication(Base):
+    """A release of a cycle's PDFs on the portal's public page; withdrawn releases are kept."""
+
+    __tablename__ = "publications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("reporting_cycles.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # reports | national-reports
+    released_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    released_by: Mapped[str] = mapped_column(String(60))
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    withdrawn_by: Mapped[str | None] = mapped_column(String(60))
+
+
+class ContactChange(Base):
+    """One change to a contact, for its history: who changed which field, from what to what."""
+
+    __tablename__ = "contact_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    authority_id: Mapped[int] = mapped_column(ForeignKey("authorities.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(60))
+    field: Mapped[str] = mapped_column(String(40))
+    old: Mapped[Any] = mapped_column(JSON)
+    new: Mapped[Any] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
 
 class MailMessage(Base):
     """A message read from the Secretariat's mailbox, recorded (raw bytes and this row)
