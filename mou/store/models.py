@@ -504,6 +504,7 @@ class ContactChange(Base):
     new: Mapped[Any] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
 
+
 class MailMessage(Base):
     """A message read from the Secretariat's mailbox, recorded (raw bytes and this row)
     before anything is done with it. ``key`` is its Message-ID (or the sha256 of its bytes
