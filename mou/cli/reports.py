@@ -38,8 +38,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     for s in data["states"]:
         for problem in s["mail_problems"]:
             print(f"{s['state']}: {problem['kind']} email {problem['status']}: {problem['error']}")
-    if any(s["mail_problems"] for s in data["states"]):
+    problems = {p["status"] for s in data["states"] for p in s["mail_problems"]}
+    if problems & {"failed", "partial"}:
         print("`mou outbox retry` sends the failed ones again once the cause is mended.")
+    if "bounced" in problems:
+        print("Bounced mail was returned by the recipient's server: correct the address first.")
     return 0
 
 

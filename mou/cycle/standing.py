@@ -277,6 +277,11 @@ def _state_status(request: m.ReportRequest, standing: Standing) -> dict[str, Any
     }
 
 
+# Mail that did not reach everyone: refused by the relay (all or some recipients), or
+# returned later by a delivery status notification read from the mailbox.
+MAIL_PROBLEMS = ("failed", "partial", "bounced")
+
+
 def cycle_status(session: Session, cycle_id: int) -> dict[str, Any]:
     """Plain data for ``mou status`` and the dashboard: the cycle, and each requested state's
     request, reminders, files, outcome and timeliness (from ``cycle_standings``)."""
@@ -287,7 +292,7 @@ def cycle_status(session: Session, cycle_id: int) -> dict[str, Any]:
         select(m.OutboxMessage)
         .where(
             m.OutboxMessage.cycle_id == cycle.id,
-            m.OutboxMessage.status.in_(("failed", "partial")),
+            m.OutboxMessage.status.in_(MAIL_PROBLEMS),
         )
         .order_by(m.OutboxMessage.created_at, m.OutboxMessage.id)
     ):
