@@ -82,6 +82,15 @@ class DataWarning:
 
 
 @dataclass(frozen=True)
+class DocumentRef:
+    """A supporting document kept with a return (a national plan, a map, a legal text)."""
+
+    filename: str
+    kind: str  # PDF, Word, PNG image... (its sniffed type)
+    size: int
+
+
+@dataclass(frozen=True)
 class StateReturn:
     """What one accepted submission says, in form order."""
 
@@ -95,6 +104,7 @@ class StateReturn:
     decided_at: dt.datetime | None
     answers: tuple[AnswerValue, ...]
     warnings: tuple[DataWarning, ...]
+    documents: tuple[DocumentRef, ...] = ()
 
     def value(self, field_key: str, row_key: str = "", column_key: str = "") -> Any:
         for answer in self.answers:
