@@ -34,9 +34,10 @@ MAX_PARTS = 50  # files taken from one message (zip members included)
 MAX_ZIP_MEMBERS = 200
 
 # Subjects of out-of-office and automatic replies that carry none of the standard headers.
+# Narrow on purpose: a message taken for automatic is not read for workbooks.
 _AUTO_SUBJECT = re.compile(
     r"^\s*(out of (the )?office|automatic reply|auto[- ]?reply|autoreply|"
-    r"abwesenheit|absence|réponse automatique|r[ée]ponse automatique|"
+    r"abwesenheit\w*|automatische antwort|absen(ce|te?) du bureau|r[ée]ponse automatique|"
     r"автоответ|автоматический ответ|нет на месте|вне офиса)\b",
     re.IGNORECASE,
 )

@@ -68,6 +68,8 @@ def test_a_reply_names_its_thread_and_sender() -> None:
         ({}, "Автоматический ответ: Запрос"),
         ({}, "Réponse automatique : Demande"),
         ({}, "Out of Office: Request"),
+        ({}, "Abwesenheitsnotiz: Request"),
+        ({}, "Absente du bureau : Demande"),
     ],
 )
 def test_automatic_messages_are_told_apart(headers: dict[str, str], subject: str | None) -> None:
@@ -75,6 +77,15 @@ def test_automatic_messages_are_told_apart(headers: dict[str, str], subject: str
         reply(request(), "focal@example.org", headers=headers, subject=subject).as_bytes()
     )
     assert mail.automatic is not None
+
+
+def test_a_subject_that_only_begins_like_an_absence_notice_is_not_automatic() -> None:
+    mail = parse_mail(
+        reply(
+            request(), "focal@example.org", subject="Re: Report (the minister is absent)"
+        ).as_bytes()
+    )
+    assert mail.automatic is None
 
 
 def test_a_person_writing_auto_submitted_no_is_not_automatic() -> None:
