@@ -236,7 +236,14 @@ def test_mou_status_json_says_the_same(world: World, capsys: pytest.CaptureFixtu
     assert printed == json.loads(json.dumps(world.status))
     expected = {code: (outcome, timeliness) for code, (outcome, timeliness, _) in EXPECTED.items()}
     assert _status_views(printed) == expected
-    assert printed["summary"] == {"accepted": 3, "refused": 1, "pending": 0, "not received": 1}
+    assert printed["summary"] == {
+        "accepted": 3,
+        "correction requested": 0,
+        "excused": 0,
+        "refused": 1,
+        "pending": 0,
+        "not received": 1,
+    }
     by_state = {s["state"]: s for s in printed["states"]}
     # The file shown is the one the outcome rests on: Tajikistan's newest received.
     tj = by_state["TJ"]

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from mou.cli.common import iso_date, print_json, terminal_progress
+from mou.cli.secretariat import add_cycle_actions
 from mou.settings import Settings
 
 
@@ -86,3 +87,4 @@ def register(commands: Any) -> None:
     opener.add_argument("--states", help="comma-separated ISO codes (default: all)")
     opener.add_argument("--json", action="store_true")
     opener.set_defaults(handler=cmd_cycle_open)
+    add_cycle_actions(actions)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from mou.catalogue.addressbook import ministries_of
 from mou.cycle.context import template_for
 from mou.cycle.links import request_email_paragraph
+from mou.cycle.standing import state_deadline
 from mou.documents import PDF_CONTENT_TYPE
 from mou.errors import Refused
 from mou.i18n.languages import pick
@@ -31,15 +32,25 @@ def template_filename(request: m.ReportRequest) -> str:
 
 
 def dispatch_request(
-    session: Session, settings: Settings, request_id: int, now: dt.datetime | None = None
+    session: Session,
+    settings: Settings,
+    request_id: int,
+    now: dt.datetime | None = None,
+    *,
+    key: str | None = None,
+    resent: bool = False,
 ) -> tuple[m.OutboxMessage, bool]:
-    """Enqueue the request email of one state; (message, created). Idempotent by its key."""
+    """Enqueue the request email of one state; (message, created). Idempotent by its key.
+
+    ``key`` and ``resent``: the same request sent again (same reference, to the addresses
+    the address book has now), under a key of its own.
+    """
     from mou.documents.letters import render_request_letter, request_letter_for
 
     request = session.get(m.ReportRequest, request_id)
     if request is None:
         raise Refused(f"report request {request_id} does not exist")
-    key = request_key(request)
+    key = key or request_key(request)
     existing = session.scalars(select(m.OutboxMessage).filter_by(key=key)).one_or_none()
     if existing is not None:
         return existing, False
@@ -59,8 +70,9 @@ def dispatch_request(
         "period": cycle.period,
         "reference": request.reference,
         "state": pick(state.name, language),
-        "deadline": cycle.deadline.strftime("%d.%m.%Y"),
+        "deadline": state_deadline(cycle, request).strftime("%d.%m.%Y"),
     }
+    intro = texts.email("resend_intro", **params) + "\n\n" if resent else ""
     message, created = enqueue_message(
         session,
         settings,
@@ -69,14 +81,15 @@ def dispatch_request(
         to=ministries.foreign_affairs_emails,
         cc=ministries.focal_emails,
         subject=texts.email("request_subject", **params),
-        body_text=texts.email("request_body", **params)
+        body_text=intro
+        + texts.email("request_body", **params)
         + "\n\n"
         + request_email_paragraph(
             settings,
             cycle.id,
             state.code,
             language,
-            deadline=cycle.deadline,
+            deadline=state_deadline(cycle, request),
             state_name=params["state"],
         ),
         attachments=[
@@ -86,6 +99,6 @@ def dispatch_request(
         cycle_id=cycle.id,
         state_id=state.id,
     )
-    if created:
+    if created and request.dispatched_at is None:
         request.dispatched_at = now or m.utcnow()
     return message, created

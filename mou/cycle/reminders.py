@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from mou.catalogue.addressbook import ministries_of
 from mou.cycle.context import template_for
 from mou.cycle.rules import Step, step_due
+from mou.cycle.standing import state_deadline
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
 from mou.mail.outbox import Attachment, enqueue_message
@@ -45,16 +46,27 @@ def send_reminders(session: Session, settings: Settings, today: dt.date) -> list
     enqueued: list[m.OutboxMessage] = []
     cycles = session.scalars(select(m.ReportingCycle).filter_by(status="open")).all()
     for cycle in cycles:
-        step = step_due(cycle.deadline, today)
-        if step is None:
-            continue
         for request in cycle.requests:
-            if request.dispatched_at is None or _has_return(session, request):
+            if request.dispatched_at is None or request.excused_at is not None:
                 continue
-            message, created = _remind(session, settings, cycle, request, step)
+            deadline = state_deadline(cycle, request)
+            changes = [c for c in (cycle.deadline_changed_at, request.deadline_changed_at) if c]
+            step = step_due(deadline, today, since=max(changes).date() if changes else None)
+            if step is None or _has_return(session, request):
+                continue
+            message, created = _remind(session, settings, cycle, request, step, deadline)
             if created:
                 enqueued.append(message)
     return enqueued
+
+
+def reminder_key(
+    cycle: m.ReportingCycle, request: m.ReportRequest, step: Step, deadline: dt.date
+) -> str:
+    """One reminder per step of each deadline: an extended deadline has steps of its own."""
+    if deadline == (cycle.original_deadline or cycle.deadline):
+        return f"reminder:{cycle.id}:{request.state.code}:{step.name}"
+    return f"reminder:{cycle.id}:{request.state.code}:{deadline.isoformat()}:{step.name}"
 
 
 def _remind(
@@ -63,8 +75,9 @@ def _remind(
     cycle: m.ReportingCycle,
     request: m.ReportRequest,
     step: Step,
+    deadline: dt.date,
 ) -> tuple[m.OutboxMessage, bool]:
-    key = f"reminder:{cycle.id}:{request.state.code}:{step.name}"
+    key = reminder_key(cycle, request, step, deadline)
     existing = session.scalars(select(m.OutboxMessage).filter_by(key=key)).one_or_none()
     if existing is not None:
         return existing, False
@@ -75,7 +88,7 @@ def _remind(
         "state": pick(request.state.name, language),
         "instrument": pick(instrument.short_name, language),
         "period": cycle.period,
-        "deadline": cycle.deadline.strftime("%d.%m.%Y"),
+        "deadline": deadline.strftime("%d.%m.%Y"),
         "reference": request.reference,
     }
     ministries = ministries_of(session, request.state_id, instrument.code)

@@ -23,10 +23,19 @@ STEPS = (
 )
 
 
-def step_due(deadline: dt.date, today: dt.date) -> Step | None:
-    """The latest step whose day has come; earlier missed steps are not sent late."""
+def step_due(deadline: dt.date, today: dt.date, since: dt.date | None = None) -> Step | None:
+    """The latest step whose day has come; earlier missed steps are not sent late.
+
+    ``since``: the day the deadline was last changed. A step whose day came on or before it
+    belongs to the old calendar and is not sent (the state has just been told the new date).
+    """
     current = None
     for step in STEPS:
         if today >= deadline + dt.timedelta(days=step.offset_days):
             current = step
-    return current
+    stale = (
+        current is not None
+        and since is not None
+        and deadline + dt.timedelta(days=current.offset_days) <= since
+    )
+    return None if stale else current

@@ -9,10 +9,15 @@ The rule:
 
 - The counted return is the newest accepted file (in received order) that no later accepted
   file superseded.
-- Outcome: ``accepted`` if a return counts; otherwise ``refused`` if the newest file received
-  was rejected, ``pending`` if it is still being read, ``not_received`` if nothing came.
-- Timeliness (accepted states only): the *first accepted* file's received date, as a UTC
-  calendar date, against the deadline. A correction sent after the deadline of a return
+- Outcome: ``correction_requested`` while the Secretariat has sent a return back for
+  correction and no later return has answered it; else ``accepted`` if a return counts;
+  otherwise ``excused`` if the Secretariat excused the state; otherwise ``refused`` if the
+  newest file received was rejected, ``pending`` if it is still being read, ``not_received``
+  if nothing came. A return sent back for correction still counts in the consolidation until
+  a corrected one supersedes it: it is the best the state has sent.
+- Timeliness (states with a counted return): the *first accepted* file's received date, as a
+  UTC calendar date, against the state's deadline (the cycle's, or the state's own when the
+  Secretariat extended it). A correction sent after the deadline of a return
   accepted in time does not make the state late; a return refused in time and corrected late
   is late, because nothing usable arrived by the deadline.
 """
@@ -32,11 +37,15 @@ from mou.clock import as_utc
 from mou.cycle.opening import get_cycle
 from mou.store import models as m
 
-Outcome = Literal["accepted", "refused", "pending", "not_received"]
+Outcome = Literal[
+    "accepted", "correction_requested", "excused", "refused", "pending", "not_received"
+]
 Timeliness = Literal["on_time", "late"]
 # ``mou status`` spells the outcome without the underscore (its JSON is a published contract).
 STATUS_OUTCOMES: Mapping[Outcome, str] = {
     "accepted": "accepted",
+    "correction_requested": "correction requested",
+    "excused": "excused",
     "refused": "refused",
     "pending": "pending",
     "not_received": "not received",
@@ -89,6 +98,9 @@ class Standing:
     outcome: Outcome
     timeliness: Timeliness | None
     days_late: int | None
+    deadline: dt.date | None = None  # the state's deadline (its own when extended)
+    excused: bool = False
+    correction_requested: bool = False
 
     @property
     def on_time(self) -> bool | None:
@@ -119,11 +131,15 @@ def state_standing(
     files: Iterable[ReceivedFile],
     reminders: Iterable[Reminder],
     deadline: dt.date,
+    *,
+    excused: bool = False,
+    correction_requested: bool = False,
 ) -> Standing:
     """Decide one state's standing from plain values.
 
     ``files`` are the state's submissions in the cycle, in any order (they are put in received
-    order here); ``reminders`` the reminders queued for it; ``deadline`` the cycle's deadline.
+    order here); ``reminders`` the reminders queued for it; ``deadline`` the state's deadline;
+    ``excused`` and ``correction_requested`` what the Secretariat decided.
     Returns the counted return, the outcome, and the timeliness with the days late.
     """
     received = tuple(sorted(files, key=_received_order))
@@ -131,8 +147,12 @@ def state_standing(
     current = [f for f in accepted if not f.superseded]
     counted = current[-1] if current else None
     outcome: Outcome
-    if counted is not None:
+    if correction_requested:
+        outcome = "correction_requested"
+    elif counted is not None:
         outcome = "accepted"
+    elif excused:
+        outcome = "excused"
     elif not received:
         outcome = "not_received"
     elif received[-1].status == "rejected":
@@ -156,13 +176,38 @@ def state_standing(
         outcome=outcome,
         timeliness=timeliness,
         days_late=days_late,
+        deadline=deadline,
+        excused=excused,
+        correction_requested=correction_requested,
     )
+
+
+def state_deadline(cycle: m.ReportingCycle, request: m.ReportRequest | None) -> dt.date:
+    """The deadline a state is held to: the cycle's, or its own if extended beyond it."""
+    if request is not None and request.deadline is not None:
+        return max(request.deadline, cycle.deadline)
+    return cycle.deadline
+
+
+def open_corrections(session: Session, cycle_id: int) -> dict[int, m.CorrectionRequest]:
+    """Per state id, the correction request of the cycle that no return has answered yet."""
+    return {
+        c.state_id: c
+        for c in session.scalars(
+            select(m.CorrectionRequest)
+            .where(
+                m.CorrectionRequest.cycle_id == cycle_id,
+                m.CorrectionRequest.answered_by_id.is_(None),
+            )
+            .order_by(m.CorrectionRequest.id)
+        )
+    }
 
 
 def cycle_standings(session: Session, cycle: m.ReportingCycle) -> dict[int, Standing]:
     """The standing of every state the cycle has a request, a reminder or a file for.
 
-    Keyed by state id, in state id order. Four queries, whatever the number of states.
+    Keyed by state id, in state id order. Five queries, whatever the number of states.
     """
     requests = session.scalars(
         select(m.ReportRequest).where(m.ReportRequest.cycle_id == cycle.id)
@@ -233,12 +278,16 @@ def cycle_standings(session: Session, cycle: m.ReportingCycle) -> dict[int, Stan
             email_sent_at=mail.sent_at if mail else None,
         )
     states = sorted(set(by_state) | set(reminders) | set(files))
+    request_rows = {r.state_id: r for r in requests}
+    corrections = open_corrections(session, cycle.id)
     return {
         state_id: state_standing(
             by_state.get(state_id),
             files.get(state_id, ()),
             reminders.get(state_id, ()),
-            cycle.deadline,
+            state_deadline(cycle, request_rows.get(state_id)),
+            excused=(row := request_rows.get(state_id)) is not None and row.excused_at is not None,
+            correction_requested=state_id in corrections,
         )
         for state_id in states
     }
@@ -274,6 +323,11 @@ def _state_status(request: m.ReportRequest, standing: Standing) -> dict[str, Any
         else None,
         "outcome": STATUS_OUTCOMES[standing.outcome],
         "on_time": standing.on_time,
+        "deadline": standing.deadline.isoformat() if standing.deadline else None,
+        "extended": request.deadline is not None,
+        "excused": standing.excused,
+        "excused_reason": request.excused_reason,
+        "correction_requested": standing.correction_requested,
     }
 
 

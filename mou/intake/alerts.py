@@ -55,6 +55,9 @@ def enqueue_set_aside_alert(
     )
 
 
+RESENDABLE = ("request", "reminder")  # the request goes out again to the corrected address
+
+
 def bounce_alert_key(mail_message_id: int) -> str:
     return f"alert:bounce:{mail_message_id}"
 
@@ -81,7 +84,12 @@ def enqueue_bounce_alert(
             "",
             "It is marked as bounced"
             + (f" in `mou status {cycle.id}` and on the dashboard" if cycle else "")
-            + ". Correct the address in the address book, then send the message again.",
+            + ". Correct the address in the address book, then send the message again"
+            + (
+                f" (`mou request resend {cycle.id} --state {state.code}`)."
+                if cycle is not None and state is not None and message.kind in RESENDABLE
+                else "."
+            ),
             f"Dashboard: {portal_base_url(settings)}/dashboard",
         ]
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
@@ -18,6 +18,7 @@ from mou.cycle.context import form_context, latest_accepted
 from mou.forms import load_form
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
+from mou.intake.corrections import answer_corrections
 from mou.intake.rules import (
     RequestFacts,
     claimed_language,
@@ -108,7 +109,11 @@ def sandbox_limits(settings: Settings) -> SandboxLimits:
 
 
 def _match_request(
-    session: Session, submission: m.Submission, identity: TemplateIdentity, messages: Messages
+    session: Session,
+    submission: m.Submission,
+    identity: TemplateIdentity,
+    messages: Messages,
+    waive: frozenset[str] = frozenset(),
 ) -> tuple[m.ReportingCycle, m.ReportRequest] | Issue:
     """The cycle and request the identity points to, or the reason it cannot be accepted."""
     cycle = session.get(
@@ -133,7 +138,8 @@ def _match_request(
         identity,
         RequestFacts(
             cycle_found=cycle is not None,
-            cycle_open=cycle is not None and cycle.status == "open",
+            # The Secretariat may still accept a late file of a closed cycle by hand.
+            cycle_open=cycle is not None and (cycle.status == "open" or "cycle_closed" in waive),
             form_version=cycle.form_version if cycle else None,
             cycle_id=cycle.id if cycle else None,
             state_id=state.id if state else None,
@@ -205,9 +211,17 @@ def _limit_issue(problem: Problem, settings: Settings) -> Problem:
 
 
 def ingest_submission(
-    session: Session, settings: Settings, submission_id: int, now: dt.datetime | None = None
+    session: Session,
+    settings: Settings,
+    submission_id: int,
+    now: dt.datetime | None = None,
+    waive: frozenset[str] = frozenset(),
 ) -> IngestOutcome:
-    """Read, check and decide one submission. Safe to repeat: a decided one is reported as is."""
+    """Read, check and decide one submission. Safe to repeat: a decided one is reported as is.
+
+    ``waive``: error codes the Secretariat accepts the return despite (``reconsider``); they
+    are kept as warnings.
+    """
     submission = session.get(m.Submission, submission_id)
     if submission is None:
         raise LookupError(f"no submission {submission_id}")
@@ -246,7 +260,7 @@ def ingest_submission(
                 issues.append(Issue("error", found, messages.issue(found)))
             else:
                 identity = found
-                matched = _match_request(session, submission, identity, messages)
+                matched = _match_request(session, submission, identity, messages, waive)
                 if isinstance(matched, Issue):
                     issues.append(matched)
                 else:
@@ -255,6 +269,11 @@ def ingest_submission(
                     validation = validate(extraction, context, messages)
                     issues.extend(validation.issues)
 
+    if waive:
+        issues = [
+            replace(i, severity="warning") if i.severity == "error" and i.code in waive else i
+            for i in issues
+        ]
     accepted = cycle is not None and not any(i.severity == "error" for i in issues)
     return _decide(
         session,
@@ -343,6 +362,7 @@ def _decide(
         )
     if accepted and cycle is not None and request is not None:
         superseded_id = _store_answers(session, settings, submission.id, cycle, request, validation)
+        answer_corrections(session, submission.id, cycle.id, request.state_id, now)
     submission_id = submission.id
     session.expire(submission)  # the update above went around the ORM
     return IngestOutcome(
@@ -450,3 +470,44 @@ def _outcome(
         version=submission.version,
         already_decided=already_decided,
     )
+
+
+# Refusals no person can overrule: the file is not a genuine template of the request.
+NOT_WAIVABLE = frozenset(
+    {
+        "no_identity",
+        "identity_tampered",
+        "unknown_cycle",
+        "wrong_cycle",
+        "wrong_state",
+        "not_requested",
+        PROCESSING_FAILED,
+    }
+)
+
+
+def reconsider(
+    session: Session,
+    settings: Settings,
+    submission_id: int,
+    waive: frozenset[str],
+    now: dt.datetime | None = None,
+) -> IngestOutcome:
+    """Decide a refused return again, accepting it despite the ``waive``d error codes.
+
+    In the caller's transaction: the refusal's issues are replaced by the new decision's, so
+    if the return is still refused the caller rolls back and nothing changes.
+    """
+    reopened = session.execute(
+        update(m.Submission)
+        .where(m.Submission.id == submission_id, m.Submission.status == "rejected")
+        .values(status="received", decided_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if reopened != 1:
+        raise LookupError(f"submission {submission_id} is not a refused return")
+    session.execute(
+        m.ValidationIssue.__table__.delete().where(m.ValidationIssue.submission_id == submission_id)
+    )
+    session.expire_all()
+    return ingest_submission(session, settings, submission_id, now=now, waive=waive)

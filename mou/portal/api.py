@@ -88,7 +88,9 @@ class StateStatusOut(BaseModel):
     reminders: list[str]
     submissions: int
     latest: LatestOut | None
-    outcome: Literal["accepted", "refused", "pending", "not received"]
+    outcome: Literal[
+        "accepted", "correction requested", "excused", "refused", "pending", "not received"
+    ]
     on_time: bool | None
 
 

@@ -374,6 +374,9 @@ def progress_summary_html(
     carried = sorted(
         consolidated.data_quality.carried_forward, key=lambda c: sort_name(c.state.label(language))
     )
+    reviewed = sorted(
+        consolidated.data_quality.reviewed, key=lambda r: sort_name(r.state.label(language))
+    )
     symbol = document_symbol(cycle.instrument_code, cycle.period, "Inf.1")
     short_name = pick(cycle.instrument_short_name, language)
     title = _("Progress summary of national reports")
@@ -399,6 +402,7 @@ def progress_summary_html(
         narratives=narratives,
         annexes=annexes,
         state_names=names,
+        reviewed=reviewed,
         warnings=warnings,
         carried=carried,
         sections=sections,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -394,7 +395,39 @@ def consolidate_and_render(
     with _turn(folder):
         with session_scope(settings) as session:
             consolidated = consolidate(session, cycle_id, forms_dir=settings.forms_dir)
-        return _render(settings, consolidated, folder, wanted)
+            mark = standing_mark(session, cycle_id)
+        return _render(settings, consolidated, folder, wanted, mark)
+
+
+def standing_mark(session: Any, cycle_id: int) -> str:
+    """A digest of what the reports say of each state beyond its answers (outcome, deadline,
+    excuse, correction, the Secretariat's review): a report made under another mark is stale,
+    whoever changed it and whether or not the render after the change ran."""
+    from mou.cycle.standing import cycle_status
+
+    status = cycle_status(session, cycle_id)
+    reviewed = session.execute(
+        select(m.Submission.id, m.Submission.review_reason).where(
+            m.Submission.cycle_id == cycle_id, m.Submission.review_reason.is_not(None)
+        )
+    ).all()
+    seen = {
+        "status": status["status"],
+        "deadline": status["deadline"],
+        "states": [
+            [
+                s["state"],
+                s["outcome"],
+                s["on_time"],
+                s["deadline"],
+                s["excused"],
+                s["correction_requested"],
+            ]
+            for s in status["states"]
+        ],
+        "reviewed": sorted([i, r] for i, r in reviewed),
+    }
+    return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:20]
 
 
 @contextmanager
@@ -407,7 +440,9 @@ def _turn(folder: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _render(settings: Settings, consolidated: Any, folder: Path, wanted: list[str]) -> list[Path]:
+def _render(
+    settings: Settings, consolidated: Any, folder: Path, wanted: list[str], mark: str
+) -> list[Path]:
     from mou.reporting.progress_summary import render_progress_summary
 
     written = []
@@ -419,14 +454,16 @@ def _render(settings: Settings, consolidated: Any, folder: Path, wanted: list[st
     rendered_from = sorted(r.submission_id for r in consolidated.returns)
     manifest = _manifest(folder)
     manifest.update({language: rendered_from for language in wanted})
+    manifest.update({f"{language}{MARK}": mark for language in wanted})
     _write_atomically(folder / MANIFEST, json.dumps(manifest, sort_keys=True).encode())
     return written
 
 
 MANIFEST = "rendered.json"  # language -> ids of the accepted returns its summary was made from
+MARK = "@standing"  # language + MARK -> the standing mark it was made under
 
 
-def _manifest(folder: Path) -> dict[str, list[int]]:
+def _manifest(folder: Path) -> dict[str, Any]:
     try:
         data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -457,11 +494,13 @@ def stale_reports(settings: Settings) -> list[int]:
             select(m.ReportingCycle).where(m.ReportingCycle.id.in_(counted))
         ).all()
         places = {c.id: (reports_folder(settings, c), list(c.instrument.languages)) for c in cycles}
+        marks = {c.id: standing_mark(session, c.id) for c in cycles}
     stale = []
     for cycle_id, (folder, languages) in sorted(places.items()):
         manifest = _manifest(folder)
         if any(
             set(manifest.get(language, ())) != counted[cycle_id]
+            or manifest.get(f"{language}{MARK}") != marks[cycle_id]
             or not (folder / f"progress-summary-{language}.pdf").exists()
             for language in languages
         ):
@@ -487,3 +526,57 @@ def render_stale_reports(settings: Settings, rounds: int = 5) -> list[int]:
                 continue
             rendered.append(cycle_id)
     return rendered
+
+
+NATIONAL = "national"  # sub-folder of a cycle's reports: each counted return's own summary
+
+
+def render_national_reports(settings: Settings, cycle_id: int) -> list[Path]:
+    """Each counted return's national report, in the return's language and English, for the
+    public page (``mou publish --national-reports``); ``national.json`` names their returns."""
+    from mou.reporting.consolidation.returns import read_return
+    from mou.reporting.state_summary import render_state_summary
+
+    with session_scope(settings) as session:
+        cycle = session.get(m.ReportingCycle, cycle_id)
+        if cycle is None:
+            return []
+        folder = reports_folder(settings, cycle) / NATIONAL
+        counted = session.execute(
+            select(m.Submission.id, m.RangeState.code, m.Submission.language)
+            .join(m.RangeState, m.Submission.state_id == m.RangeState.id)
+            .where(
+                m.Submission.cycle_id == cycle_id,
+                m.Submission.status == "accepted",
+                m.Submission.superseded_by_id.is_(None),
+            )
+        ).all()
+        returns = {
+            code: (submission_id, language or "en", read_return(session, submission_id))
+            for submission_id, code, language in counted
+        }
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    with _turn(folder):
+        for code, (_, language, returned) in sorted(returns.items()):
+            for lang in dict.fromkeys([language, "en"]):
+                target = folder / f"{code}-{lang}.pdf"
+                _write_atomically(target, render_state_summary(returned, lang, settings))
+                written.append(target)
+        made_from = {code: submission_id for code, (submission_id, _, _) in returns.items()}
+        _write_atomically(folder / "national.json", json.dumps(made_from, sort_keys=True).encode())
+    return written
+
+
+def national_reports(settings: Settings, cycle: m.ReportingCycle) -> dict[str, list[Path]]:
+    """The national reports on disk for a cycle, by state code (what the public page lists)."""
+    folder = reports_folder(settings, cycle) / NATIONAL
+    try:
+        made_from = json.loads((folder / "national.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {
+        code: sorted(folder.glob(f"{code}-*.pdf"))
+        for code in sorted(made_from)
+        if isinstance(code, str) and code.isalpha()
+    }

@@ -104,6 +104,9 @@ class StateReturn:
     decided_at: dt.datetime | None
     answers: tuple[AnswerValue, ...]
     warnings: tuple[DataWarning, ...]
+    # The Secretariat accepted it after review (despite its warnings, or waived errors).
+    review_reason: str | None = None
+    waived_codes: tuple[str, ...] = ()
     documents: tuple[DocumentRef, ...] = ()
 
     def value(self, field_key: str, row_key: str = "", column_key: str = "") -> Any:
@@ -340,6 +343,7 @@ class CarriedForward:
 class DataQuality:
     warnings: tuple[DataWarning, ...]
     carried_forward: tuple[CarriedForward, ...]
+    reviewed: tuple[StateReturn, ...] = ()  # accepted by the Secretariat after review
 
 
 @dataclass(frozen=True)
@@ -353,6 +357,8 @@ class CycleCounts:
     refused: int
     pending: int
     not_received: int
+    correction_requested: int = 0
+    excused: int = 0
 
 
 @dataclass(frozen=True)

@@ -29,4 +29,5 @@ def data_quality(returns: Sequence[StateReturn], form: FormSpec) -> DataQuality:
     return DataQuality(
         warnings=tuple(w for r in returns for w in r.warnings),
         carried_forward=tuple(carried),
+        reviewed=tuple(r for r in returns if r.review_reason),
     )

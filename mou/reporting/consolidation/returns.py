@@ -174,6 +174,8 @@ def state_return(
             )
             for issue in issues
         ),
+        review_reason=submission.review_reason,
+        waived_codes=tuple(submission.waived_codes or ()),
         documents=_documents(submission),
     )
 

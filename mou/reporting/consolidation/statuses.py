@@ -35,6 +35,8 @@ def cycle_counts(statuses: Sequence[SubmissionStatus]) -> CycleCounts:
         accepted=sum(1 for s in statuses if s.outcome == "accepted"),
         on_time=sum(1 for s in statuses if s.timeliness == "on_time"),
         late=sum(1 for s in statuses if s.timeliness == "late"),
+        correction_requested=sum(1 for s in statuses if s.outcome == "correction_requested"),
+        excused=sum(1 for s in statuses if s.outcome == "excused"),
         refused=sum(1 for s in statuses if s.outcome == "refused"),
         pending=sum(1 for s in statuses if s.outcome == "pending"),
         not_received=sum(1 for s in statuses if s.outcome == "not_received"),

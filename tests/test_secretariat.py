@@ -1,0 +1,372 @@
+"""The Secretariat runs a late cycle: extend, excuse, resend, review, close, publish.
+
+Every action is checked for its effect on the database, the emails it sent (to aiosmtpd, once,
+To/Cc as the official channel wants, in the state's language), its audit entry, and that
+running it again changes and sends nothing. Both databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from email.utils import getaddresses
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mou.accounts.audit import logged_actions
+from mou.accounts.roles import Actor, NotAllowed
+from mou.catalogue.bootstrap import prepare_database
+from mou.cycle.reminders import send_reminders
+from mou.cycle.standing import cycle_status
+from mou.errors import Refused
+from mou.mail.delivery import deliver_pending
+from mou.secretariat.cycles import (
+    close_cycle,
+    excuse_state,
+    extend_deadline,
+    list_cycles,
+    resend_request,
+)
+from mou.secretariat.publication import public_releases, publish
+from mou.secretariat.results import ActionResult
+from mou.secretariat.review import accept_return, return_for_correction
+from mou.service.actions import perform
+from mou.service.protocol import (
+    open_and_dispatch,
+    process_submission,
+    receive_file,
+    stale_reports,
+)
+from mou.settings import Settings
+from mou.store import models as m
+from mou.store.database import session_scope
+from tests.conftest import relay
+from tests.smtp_server import SmtpServer
+from tests.test_protocol import filled_return
+
+DEADLINE = dt.date(2027, 3, 31)
+OFFICER = Actor("olga", "officer")
+ADMIN = Actor("amir", "admin")
+READER = Actor("rita", "reader")
+
+
+def addresses(header: str | None) -> list[str]:
+    return sorted(address for _, address in getaddresses([header or ""]))
+
+
+@pytest.fixture
+def service(settings: Settings, smtp: SmtpServer) -> Settings:
+    prepare_database(settings)
+    served = relay(settings, smtp)
+    open_and_dispatch(served, "bukhara-deer", "2025-2026", DEADLINE)
+    return served
+
+
+def act(settings: Settings, action: Callable[[Session], ActionResult]) -> ActionResult:
+    return perform(settings, action, render=False)
+
+
+def cycle_id(settings: Settings) -> int:
+    with session_scope(settings) as session:
+        return session.scalars(select(m.ReportingCycle.id)).one()
+
+
+def status(settings: Settings) -> dict[str, dict]:
+    with session_scope(settings) as session:
+        return {s["state"]: s for s in cycle_status(session, cycle_id(settings))["states"]}
+
+
+def new_mail(smtp: SmtpServer, seen: int) -> list:
+    return [r.message for r in smtp.received[seen:]]
+
+
+def submit(settings: Settings, state: str, **changes) -> int:
+    data = filled_return(settings, cycle_id(settings), state, **changes)
+    submission_id, _ = receive_file(
+        settings, data, filename=f"{state}.xlsx", sender=f"officer.{state.lower()}@example.org"
+    )
+    process_submission(settings, submission_id)
+    return submission_id
+
+
+def test_extend_excuse_and_reminders_follow(service: Settings, smtp: SmtpServer) -> None:
+    cid = cycle_id(service)
+    seen = len(smtp.received)
+    new = dt.date(2027, 5, 31)
+    done = act(
+        service,
+        lambda s: extend_deadline(
+            s,
+            service,
+            OFFICER,
+            cid,
+            new,
+            "asked by note verbale",
+            state="KZ",
+            today=dt.date(2027, 3, 1),
+        ),
+    )
+    assert done.changed and done.state == "KZ"
+    [notice] = new_mail(smtp, seen)
+    assert addresses(notice["To"]) == ["mfa.kz@example.org"]
+    assert addresses(notice["Cc"]) == ["environment.kz@example.org"]
+    # Kazakhstan corresponds in Russian; the date is written out, never 31.05.2027.
+    assert "продлен до 31 мая 2027\u202fг." in str(notice["Subject"])
+    assert "/r/" in notice.get_body(("plain",)).get_content()  # a link valid to the new date
+    again = act(
+        service,
+        lambda s: extend_deadline(
+            s, service, OFFICER, cid, new, "asked again", state="KZ", today=dt.date(2027, 3, 1)
+        ),
+    )
+    assert not again.changed and len(smtp.received) == seen + 1
+
+    act(service, lambda s: excuse_state(s, OFFICER, cid, "TM", "no range left in TM"))
+    standing = status(service)
+    assert standing["KZ"]["deadline"] == "2027-05-31" and standing["KZ"]["extended"]
+    assert standing["TM"]["outcome"] == "excused" and standing["TM"]["excused"]
+    assert not act(service, lambda s: excuse_state(s, OFFICER, cid, "TM", "again")).changed
+
+    # On the cycle's deadline, the "due" reminder goes to the states still held to it only.
+    with session_scope(service) as session:
+        queued = send_reminders(session, service, DEADLINE)
+        reminded = sorted(message.key.split(":")[2] for message in queued)
+    assert reminded == ["AF", "TJ", "UZ"]
+    with session_scope(service) as session:
+        on_new_date = send_reminders(session, service, new)
+        assert [message.key for message in on_new_date if ":KZ:" in message.key] == [
+            f"reminder:{cid}:KZ:2027-05-31:due"
+        ]
+    deliver_pending(service)
+
+    # The whole cycle later: every state not excused and still held to the old date is told.
+    seen = len(smtp.received)
+    act(
+        service,
+        lambda s: extend_deadline(
+            s,
+            service,
+            OFFICER,
+            cid,
+            dt.date(2027, 4, 30),
+            "meeting moved",
+            today=dt.date(2027, 4, 1),
+        ),
+    )
+    told = sorted(addresses(mail["To"])[0] for mail in new_mail(smtp, seen))
+    assert told == ["mfa.af@example.org", "mfa.tj@example.org", "mfa.uz@example.org"]
+    assert status(service)["UZ"]["deadline"] == "2027-04-30"
+    assert status(service)["KZ"]["deadline"] == "2027-05-31"  # its own date is later still
+
+    with pytest.raises(Refused, match="before"):
+        act(
+            service,
+            lambda s: extend_deadline(
+                s, service, OFFICER, cid, dt.date(2027, 4, 2), "x", today=dt.date(2027, 4, 1)
+            ),
+        )
+    with pytest.raises(Refused, match="reason"):
+        act(service, lambda s: excuse_state(s, OFFICER, cid, "AF", "  "))
+    with pytest.raises(NotAllowed):
+        act(service, lambda s: excuse_state(s, READER, cid, "AF", "a reader tries"))
+
+    act(service, lambda s: excuse_state(s, OFFICER, cid, "TM", "TM will report", undo=True))
+    assert status(service)["TM"]["outcome"] == "not received"
+    actions = [e.action for e in logged_actions_of(service, cid)]
+    assert actions == [
+        "state.extend",
+        "state.excuse",
+        "cycle.extend",
+        "state.unexcuse",
+    ]
+
+
+def logged_actions_of(settings: Settings, cid: int) -> list:
+    with session_scope(settings) as session:
+        return logged_actions(session, cid)
+
+
+def test_a_corrected_address_gets_the_request_again_once(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    cid = cycle_id(service)
+    seen = len(smtp.received)
+    first = act(service, lambda s: resend_request(s, service, OFFICER, cid, "TJ", "never came"))
+    [copy] = new_mail(smtp, seen)
+    assert first.changed and addresses(copy["To"]) == ["mfa.tj@example.org"]
+    assert "CMS/BD-MOU/2025-2026/TJ" in str(copy["Subject"])
+    assert not act(service, lambda s: resend_request(s, service, OFFICER, cid, "TJ")).changed
+
+    with session_scope(service) as session:
+        mfa = session.scalars(select(m.Authority).filter_by(key="tj-mfa")).one()
+        mfa.email = "protocol.tj@example.org"
+    act(service, lambda s: resend_request(s, service, OFFICER, cid, "TJ", "address corrected"))
+    act(service, lambda s: resend_request(s, service, OFFICER, cid, "TJ", "pressed twice"))
+    later = new_mail(smtp, seen + 1)
+    assert [addresses(mail["To"]) for mail in later] == [["protocol.tj@example.org"]]
+    with session_scope(service) as session:
+        request = session.scalars(
+            select(m.ReportRequest).where(m.ReportRequest.reference.like("%/TJ"))
+        ).one()
+        assert request.reference in str(later[0]["Subject"])  # the same reference
+
+
+def test_review_return_then_the_corrected_return_answers(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    first = submit(service, "UZ")
+    assert status(service)["UZ"]["outcome"] == "accepted"
+    seen = len(smtp.received)
+    sent_back = act(
+        service,
+        lambda s: return_for_correction(
+            s,
+            service,
+            OFFICER,
+            first,
+            ["national_total: the total is not the sum of the sites", "Please sign the return."],
+        ),
+    )
+    assert sent_back.changed
+    [mail] = new_mail(smtp, seen)
+    body = mail.get_body(("plain",)).get_content()
+    # In the return's language (Russian), naming the field's cell and sheet.
+    assert "ячейка" in body and "лист «" in body and "the total is not the sum" in body
+    assert "- Please sign the return." in body
+    assert "officer.uz@example.org" in addresses(mail["To"])
+    assert status(service)["UZ"]["outcome"] == "correction requested"
+    assert not act(
+        service, lambda s: return_for_correction(s, service, OFFICER, first, ["again"])
+    ).changed
+    with pytest.raises(Refused, match="not a field"):
+        act(service, lambda s: return_for_correction(s, service, OFFICER, first, ["nosuch: x"]))
+
+    corrected = submit(service, "UZ", national_total=1777)
+    assert status(service)["UZ"]["outcome"] == "accepted"
+    with session_scope(service) as session:
+        correction = session.scalars(select(m.CorrectionRequest)).one()
+        assert correction.answered_by_id == corrected
+        changed = {c.field_key: c.changed for c in correction.comments}
+    assert changed == {"national_total": True, None: None}
+
+
+def test_accept_despite_warnings_and_errors(service: Settings, smtp: SmtpServer) -> None:
+    cid = cycle_id(service)
+    refused = submit(service, "KZ", reporting_institution=None)
+    assert status(service)["KZ"]["outcome"] == "refused"
+    with pytest.raises(Refused, match="--waive"):
+        act(service, lambda s: accept_return(s, service, OFFICER, refused, "we know"))
+    with pytest.raises(NotAllowed):
+        act(
+            service,
+            lambda s: accept_return(s, service, OFFICER, refused, "x", waive=["required"]),
+        )
+    with session_scope(service) as session:
+        codes = sorted(
+            {i.code for i in session.get(m.Submission, refused).issues if i.severity == "error"}
+        )
+    done = act(
+        service,
+        lambda s: accept_return(
+            s, service, ADMIN, refused, "total confirmed by phone", waive=codes
+        ),
+    )
+    assert done.changed
+    kz = status(service)["KZ"]
+    assert kz["outcome"] == "accepted" and kz["latest"]["version"] == 1
+    again = act(service, lambda s: accept_return(s, service, ADMIN, refused, "again", waive=codes))
+    assert not again.changed
+
+    fine = submit(service, "UZ")
+    act(service, lambda s: accept_return(s, service, OFFICER, fine, "warnings checked"))
+    with session_scope(service) as session:
+        assert session.get(m.Submission, fine).review_reason == "warnings checked"
+    assert cid in stale_reports(service)  # the reports must now say so
+
+
+def test_close_and_publish(service: Settings, smtp: SmtpServer) -> None:
+    cid = cycle_id(service)
+    submit(service, "UZ")
+    closed = perform(service, lambda s: close_cycle(s, OFFICER, cid, "meeting held"))
+    assert closed.changed and closed.details["rendered"]
+    assert cycle_status_of(service)["status"] == "closed"
+    assert cid not in stale_reports(service)  # the final reports were rendered
+    assert not act(service, lambda s: close_cycle(s, OFFICER, cid)).changed
+
+    late = submit(service, "KZ")
+    with session_scope(service) as session:
+        issues = [i.code for i in session.get(m.Submission, late).issues]
+    assert issues == ["cycle_closed"]
+    with pytest.raises(Refused, match="closed"):
+        act(service, lambda s: resend_request(s, service, OFFICER, cid, "KZ"))
+    # The Secretariat can still take a late file by hand.
+    act(
+        service,
+        lambda s: accept_return(
+            s, service, ADMIN, late, "late but welcome", waive=["cycle_closed"]
+        ),
+    )
+    assert status(service)["KZ"]["outcome"] == "accepted"
+
+    act(service, lambda s: publish(s, OFFICER, cid, ["reports", "national-reports"]))
+    with session_scope(service) as session:
+        assert sorted(r.kind for r in public_releases(session)) == ["national-reports", "reports"]
+    assert not act(service, lambda s: publish(s, OFFICER, cid, ["reports"])).changed
+    act(service, lambda s: publish(s, OFFICER, cid, ["national-reports"], withdraw=True))
+    with session_scope(service) as session:
+        assert [r.kind for r in public_releases(session)] == ["reports"]
+        rows = list_cycles(session)
+    assert rows[0]["status"] == "closed" and rows[0]["counts"]["accepted"] == 2
+    assert [e.action for e in logged_actions_of(service, cid)] == [
+        "cycle.close",
+        "review.accept",
+        "publication.release",
+        "publication.release",
+        "publication.withdraw",
+    ]
+
+
+def cycle_status_of(settings: Settings) -> dict:
+    with session_scope(settings) as session:
+        return cycle_status(session, cycle_id(settings))
+
+
+def test_the_command_line_runs_the_same_actions(
+    service: Settings, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    from mou.cli import main
+    from mou.settings import get_settings
+
+    monkeypatch.setenv("MOU_VAR_DIR", str(service.var_dir))
+    monkeypatch.setenv("MOU_DATABASE_URL", service.effective_database_url)
+    monkeypatch.setenv("MOU_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("MOU_SMTP_PORT", str(smtp.port))
+    get_settings.cache_clear()
+    cid = cycle_id(service)
+
+    def mou(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = mou("cycle", "list", "--json")
+    assert code == 0 and json.loads(out)[0]["id"] == cid
+    code, out, _ = mou(
+        "cycle", "exempt", str(cid), "--state", "AF", "--reason", "no contact", "--json"
+    )
+    assert code == 0 and json.loads(out)["changed"]
+    code, out, _ = mou("cycle", "exempt", str(cid), "--state", "AF", "--reason", "again")
+    assert code == 0 and out.startswith("nothing to do")
+    code, _, err = mou("cycle", "exempt", str(cid), "--state", "MN", "--reason", "x")
+    assert code == 1 and "no request to MN" in err and len(err.strip().splitlines()) == 1
+    code, _, err = mou("review", "accept", "999", "--reason", "x")
+    assert code == 1 and "no return 999" in err
+    code, out, _ = mou("audit", str(cid), "--json")
+    [entry] = json.loads(out)
+    assert entry["action"] == "state.excuse" and entry["actor"].startswith("cli")
+    assert entry["state"] == "AF" and entry["reason"] == "no contact"
+    get_settings.cache_clear()
