@@ -222,6 +222,7 @@ def test_a_bounce_marks_the_request_bounced_and_tells_the_secretariat_once(
     [alert] = sent_after(smtp, before)
     assert alert["To"] == mailbox.mail_from
     assert "not delivered" in alert["Subject"] and request_key_of(alert)
+    assert "mou request resend 1 --state UZ" in alert.get_body(("plain",)).get_content()
     # The same bounce read again: no second alert.
     dovecot.append(dsn)
     assert poll_mailbox(mailbox).already == 1
@@ -419,3 +420,18 @@ def test_mailbox_poll_says_when_the_password_is_wrong_and_never_shows_it(
     assert done.returncode == 1
     assert "refused" in done.stderr and "not-the-password-42" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_the_imap_password_is_never_shown(tmp_path: Path) -> None:
+    from mou.service.serve import banner
+
+    configured = Settings(
+        var_dir=tmp_path / "var",
+        imap_host="imap.example.org",
+        imap_user="reports@example.org",
+        imap_password="a-mailbox-password-77",
+    )
+    assert "a-mailbox-password-77" not in repr(configured)
+    shown = "\n".join(banner(configured, "http://127.0.0.1:4200/api"))
+    assert "reports@example.org@imap.example.org:993/INBOX (ssl)" in shown
+    assert "a-mailbox-password-77" not in shown
