@@ -56,10 +56,10 @@ def count(settings: Settings, model: type, **where: object) -> int:
 
 @pytest.fixture
 def mailbox(settings: Settings, smtp: SmtpServer, dovecot: DovecotServer) -> Settings:
-    """The service with the test relay and the test mailbox, and one cycle opened for UZ."""
+    """The service with the test relay and the test mailbox, and a cycle opened for KZ, UZ."""
     prepare_database(settings)
     service = imap_settings(relay(settings, smtp), dovecot)
-    open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, states=["UZ"])
+    open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, states=["KZ", "UZ"])
     return service
 
 
@@ -213,11 +213,13 @@ def test_a_bounce_marks_the_request_bounced_and_tells_the_secretariat_once(
 
     assert [h["kind"] for h in report.handled] == ["bounce"]
     with session_scope(mailbox) as session:
-        message = session.scalars(select(m.OutboxMessage).filter_by(kind="request")).one()
+        message = session.scalars(
+            select(m.OutboxMessage).filter_by(kind="request", key="request:1:UZ:1")
+        ).one()
         assert message.status == "bounced"
         assert "5.1.1" in message.last_error and "mfa.uz@example.org" in message.last_error
         status = cycle_status(session, message.cycle_id)
-    [uz] = status["states"]
+    [uz] = [s for s in status["states"] if s["state"] == "UZ"]
     assert [p["status"] for p in uz["mail_problems"]] == ["bounced"]
     [alert] = sent_after(smtp, before)
     assert alert["To"] == mailbox.mail_from
@@ -435,3 +437,44 @@ def test_the_imap_password_is_never_shown(tmp_path: Path) -> None:
     shown = "\n".join(banner(configured, "http://127.0.0.1:4200/api"))
     assert "reports@example.org@imap.example.org:993/INBOX (ssl)" in shown
     assert "a-mailbox-password-77" not in shown
+
+
+def test_a_workbook_of_another_state_in_a_states_thread_is_refused(
+    mailbox: Settings, smtp: SmtpServer, dovecot: DovecotServer
+) -> None:
+    # The sender is not in the address book: only the thread (UZ's request) says whose
+    # report to expect, and the workbook's signed identity says Kazakhstan.
+    request = request_email(smtp)
+    kazakh = filled_return(mailbox, 1, "KZ", "ru")
+    dovecot.append(
+        reply(
+            request, "deputy@ministry.example.org", attachments=[xlsx("kz.xlsx", kazakh)]
+        ).as_bytes()
+    )
+    report = poll_mailbox(mailbox)
+    with session_scope(mailbox) as session:
+        submission = session.get(m.Submission, report.submissions[0])
+        assert submission.status == "rejected"
+        assert [i.code for i in submission.issues] == ["wrong_state"]
+
+
+def test_mailbox_poll_json_reports_the_pass(
+    mailbox: Settings, smtp: SmtpServer, dovecot: DovecotServer
+) -> None:
+    import json
+
+    request = request_email(smtp)
+    workbook = filled_return(mailbox, 1, "UZ", "ru")
+    dovecot.append(reply(request, FOCAL_UZ, attachments=[xlsx("uz.xlsx", workbook)]).as_bytes())
+    done = subprocess.run(
+        [sys.executable, "-m", "mou", "mailbox", "poll", "--json"],
+        env={**os.environ, **_env(mailbox)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["seen"] == 1 and len(report["submissions"]) == 1
+    assert [h["kind"] for h in report["handled"]] == ["return"]
+    assert count(mailbox, m.Submission, status="accepted") == 1
