@@ -24,6 +24,7 @@ from mou.cycle.reminders import send_reminders
 from mou.cycle.standing import cycle_status
 from mou.errors import Refused
 from mou.mail.delivery import deliver_pending
+from mou.reporting.export import export_cycle
 from mou.secretariat.cycles import (
     close_cycle,
     excuse_state,
@@ -36,9 +37,12 @@ from mou.secretariat.results import ActionResult
 from mou.secretariat.review import accept_return, return_for_correction
 from mou.service.actions import perform
 from mou.service.protocol import (
+    national_reports,
     open_and_dispatch,
     process_submission,
     receive_file,
+    render_stale_reports,
+    stale_national_reports,
     stale_reports,
 )
 from mou.settings import Settings
@@ -142,6 +146,15 @@ def test_extend_excuse_and_reminders_follow(service: Settings, smtp: SmtpServer)
             f"reminder:{cid}:KZ:2027-05-31:due"
         ]
     deliver_pending(service)
+    [due] = [
+        mail
+        for mail in new_mail(smtp, 0)
+        if "Казахстан" in str(mail["Subject"]) and "сегодня" in str(mail["Subject"])
+    ]
+    # Names the instrument, the state and the reference; carries the personal link.
+    assert str(due["Subject"]).startswith("Меморандум") and "/KZ)" in str(due["Subject"])
+    assert addresses(due["To"]) == ["environment.kz@example.org"]
+    assert "/r/" in due.get_body(("plain",)).get_content()
 
     # The whole cycle later: every state not excused and still held to the old date is told.
     seen = len(smtp.received)
@@ -288,7 +301,7 @@ def test_accept_despite_warnings_and_errors(service: Settings, smtp: SmtpServer)
     assert cid in stale_reports(service)  # the reports must now say so
 
 
-def test_close_and_publish(service: Settings, smtp: SmtpServer) -> None:
+def test_close_and_publish(service: Settings, smtp: SmtpServer, tmp_path: Path) -> None:
     cid = cycle_id(service)
     submit(service, "UZ")
     closed = perform(service, lambda s: close_cycle(s, OFFICER, cid, "meeting held"))
@@ -315,12 +328,23 @@ def test_close_and_publish(service: Settings, smtp: SmtpServer) -> None:
     act(service, lambda s: publish(s, OFFICER, cid, ["reports", "national-reports"]))
     with session_scope(service) as session:
         assert sorted(r.kind for r in public_releases(session)) == ["national-reports", "reports"]
+    # Released national reports are made by whoever renders what is stale (here: the sweep's).
+    assert stale_national_reports(service) == [cid]
+    assert cid in render_stale_reports(service)
+    files = national_reports(service, cid)
+    assert sorted(files) == ["KZ", "UZ"]
+    assert sorted(p.name for p in files["UZ"]) == ["UZ-en.pdf", "UZ-ru.pdf"]
+    assert stale_national_reports(service) == []
     assert not act(service, lambda s: publish(s, OFFICER, cid, ["reports"])).changed
     act(service, lambda s: publish(s, OFFICER, cid, ["national-reports"], withdraw=True))
     with session_scope(service) as session:
         assert [r.kind for r in public_releases(session)] == ["reports"]
         rows = list_cycles(session)
     assert rows[0]["status"] == "closed" and rows[0]["counts"]["accepted"] == 2
+    with session_scope(service) as session:
+        exported = export_cycle(session, cid, tmp_path / "cycle.json", forms_dir=service.forms_dir)
+    audit = json.loads(exported.read_text(encoding="utf-8"))["audit"]
+    assert [entry["action"] for entry in audit][:2] == ["cycle.close", "review.accept"]
     assert [e.action for e in logged_actions_of(service, cid)] == [
         "cycle.close",
         "review.accept",
@@ -369,4 +393,41 @@ def test_the_command_line_runs_the_same_actions(
     [entry] = json.loads(out)
     assert entry["action"] == "state.excuse" and entry["actor"].startswith("cli")
     assert entry["state"] == "AF" and entry["reason"] == "no contact"
+
+    # The rest of a late cycle; each step run twice: the second changes and sends nothing.
+    uz = submit(service, "UZ")
+    kz = submit(service, "KZ", reporting_institution=None)
+    seen = len(smtp.received)
+    steps = [
+        ("cycle", "extend", cid, "--deadline", "2027-05-31", "--state", "KZ", "--reason", "nv"),
+        ("request", "resend", cid, "--state", "TJ", "--reason", "never came"),
+        ("review", "return", uz, "--comment", "national_total: check the sum", "--comment", "Sign"),
+        ("review", "accept", kz, "--reason", "confirmed by phone", "--waive", "required"),
+        ("cycle", "close", cid, "--reason", "meeting held"),
+        ("publish", cid, "--reports", "--national-reports"),
+    ]
+    for step in steps:
+        code, out, err = mou(*map(str, step), "--json")
+        assert code == 0 and json.loads(out)["changed"], (step, err)
+        code, out, err = mou(*map(str, step))
+        assert code == 0 and out.startswith("nothing to do"), (step, out, err)
+    # The notice of the extension, the request sent again, the comments: once each.
+    assert len(smtp.received) == seen + 3
+    code, out, _ = mou("status", str(cid), "--json")
+    states = {s["state"]: s for s in json.loads(out)["states"]}
+    assert json.loads(out)["status"] == "closed"
+    assert states["KZ"]["outcome"] == "accepted" and states["KZ"]["deadline"] == "2027-05-31"
+    assert states["UZ"]["outcome"] == "correction requested"
+    assert states["AF"]["outcome"] == "excused"
+    code, out, _ = mou("audit", str(cid), "--json")
+    assert [e["action"] for e in json.loads(out)] == [
+        "state.excuse",
+        "state.extend",
+        "request.resend",
+        "review.return",
+        "review.accept",
+        "cycle.close",
+        "publication.release",
+        "publication.release",
+    ]
     get_settings.cache_clear()
