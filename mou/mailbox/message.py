@@ -23,10 +23,10 @@ from mou.mailbox.bounces import Bounce, find_bounce
 # What the intake reads or explains (.xls, .ods and .xlsm get their "save as .xlsx" answer).
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
 SPREADSHEET_TYPES = {
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "application/vnd.ms-excel",
-    "application/vnd.ms-excel.sheet.macroenabled.12",
-    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+    "application/vnd.ms-excel": ".xls",
+    "application/vnd.ms-excel.sheet.macroenabled.12": ".xlsm",
+    "application/vnd.oasis.opendocument.spreadsheet": ".ods",
 }
 ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
 MAX_DEPTH = 3  # a forwarded message inside a forwarded message inside the message
@@ -172,7 +172,8 @@ class _Files:
             return
         if not data:
             return
-        name = filename or "attachment"
+        # A spreadsheet sent without a file name is named after its declared type.
+        name = filename or "attachment" + SPREADSHEET_TYPES.get(content_type, "")
         if _is_zip(name, content_type, data) and not name.lower().endswith(SPREADSHEET_SUFFIXES):
             self._unzip(name, data, via)
             return
@@ -244,9 +245,7 @@ def _sort_spreadsheets(files: list[FilePart]) -> tuple[list[FilePart], list[File
 
 
 def _is_spreadsheet(part: FilePart) -> bool:
-    return part.filename.lower().endswith(SPREADSHEET_SUFFIXES) or (
-        part.content_type in SPREADSHEET_TYPES and not part.filename
-    )
+    return part.filename.lower().endswith(SPREADSHEET_SUFFIXES)
 
 
 def _has_custom_properties(data: bytes) -> bool:

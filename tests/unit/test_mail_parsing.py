@@ -182,3 +182,15 @@ def test_a_message_without_message_id_or_from_is_still_read() -> None:
 )
 def test_documents_are_known_by_their_first_bytes(data: bytes, expected: str | None) -> None:
     assert sniff_document(data) == expected
+
+
+def test_a_workbook_attached_without_a_file_name_is_still_a_return() -> None:
+    message = reply(request(), "focal@example.org")
+    message.add_attachment(
+        XLSX_BYTES,
+        maintype="application",
+        subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        disposition="attachment",
+    )
+    mail = parse_mail(message.as_bytes())
+    assert [w.filename for w in mail.workbooks] == ["attachment.xlsx"]
