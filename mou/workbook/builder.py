@@ -69,6 +69,7 @@ class _Placed:
     text: str
     size: float
     bold: bool
+    space_after: float = 0.0  # points below the text: paragraphs of instructions
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,7 @@ class _Builder:
         cell_font: Font,
         *,
         span: int = 1,
+        space_after: float = 0.0,
     ) -> Any:
         """Write a text cell (wrapped, named font) and remember it for the row's height."""
         cell = ws.cell(row=row, column=column, value=text)
@@ -270,6 +272,7 @@ class _Builder:
                     str(text),
                     float(cell_font.sz or DEFAULT_SIZE),
                     bool(cell_font.b),
+                    space_after,
                 )
             )
         return cell
@@ -282,6 +285,7 @@ class _Builder:
                 widths.get(c, 8.43) for c in range(placed.first_column, placed.last_column + 1)
             )
             needed = self.measure.height(placed.text, columns, placed.size, placed.bold)
+            needed += placed.space_after
             heights[placed.row] = max(heights.get(placed.row, 0.0), needed)
         for row, height in heights.items():
             ws.row_dimensions[row].height = round(height, 1)
@@ -306,7 +310,7 @@ class _Builder:
             self.put(ws, row, 2, value, font())
         row = len(facts) + 4
         for paragraph in self.form.instructions(self.language).split("\n\n"):
-            self.put(ws, row, 1, paragraph.strip(), font(), span=2)
+            self.put(ws, row, 1, paragraph.strip(), font(), span=2, space_after=6)
             row += 1
         row += 1
         self.put(ws, row, 1, ui("legend"), font(bold=True))
