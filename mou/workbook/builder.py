@@ -428,6 +428,8 @@ class _Builder:
         for position in range(count):
             if spec.row_source:
                 key, label = fixed_rows[position]
+                if activities:  # the list's "1.1.1 Strengthen ...": the code has its column
+                    label = label.removeprefix(f"{key} ")
                 for column, value in ((1, codes[position]), (2, label)):
                     ws.cell(row=row, column=column).border = BORDER
                     self.put(ws, row, column, value, font(9) if column == 2 else font(bold=True))
