@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # Secrets used before a rotation: what they signed (workbooks, links) still verifies.
     previous_secrets: tuple[str, ...] = Field(default=(), repr=False)
     languages: tuple[str, ...] = LANGUAGES
+    # The CAMI summary's annex names each focal point's state and function only; true, it
+    # also prints their names and email addresses (personal data: only once the Secretariat
+    # publishes them, as CAMI programme of work 4.1.2 and 4.1.3 foresee).
+    publish_focal_points: bool = False
 
     # Embedded Prefect server started by `mou serve` unless PREFECT_API_URL is set.
     prefect_host: str = "127.0.0.1"

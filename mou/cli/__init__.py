@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from mou.cli import contacts as cli_contacts
 from mou.cli import cycles as cli_cycles
 from mou.cli import forms as cli_forms
 from mou.cli import outbox as cli_outbox
@@ -34,8 +35,17 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(
             f"database ready: {summary['instruments']} instruments, {summary['states']} range "
-            f"states, {summary['species']} species, {summary['activities']} activities"
+            f"states, {summary['species']} species, {summary['activities']} activities, "
+            f"{summary['contacts']} contacts"
         )
+        for what, keys in (
+            ("seeded from the catalogue", summary["contacts_added"]),
+            ("disabled (no longer in db/catalogue/authorities.yaml)", summary["contacts_disabled"]),
+            ("enabled again (listed again in the catalogue)", summary["contacts_enabled"]),
+        ):
+            if keys:
+                listed = ", ".join(keys) if len(keys) <= 10 else f"{keys[0]} ... {keys[-1]}"
+                print(f"contacts {what}: {len(keys)} ({listed})")
     return 0
 
 
@@ -113,7 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each room of the service adds its own sub-commands.
-_COMMAND_MODULES: list[Any] = [cli_forms, cli_cycles, cli_reports, cli_outbox, cli_secretariat]
+_COMMAND_MODULES: list[Any] = [
+    cli_forms,
+    cli_cycles,
+    cli_reports,
+    cli_outbox,
+    cli_secretariat,
+    cli_contacts,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -107,7 +107,11 @@ def _sender(settings: Settings, state: str) -> str | None:
         rows = session.execute(
             select(m.Authority.kind, m.Authority.email)
             .join(m.RangeState, m.Authority.state_id == m.RangeState.id)
-            .where(m.RangeState.code == state)
+            .where(
+                m.RangeState.code == state,
+                m.Authority.disabled_at.is_(None),
+                m.Authority.species_code.is_(None),
+            )
             .order_by(m.Authority.id)
         ).all()
     by_kind = {kind: email for kind, email in reversed(rows)}

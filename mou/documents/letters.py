@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mou.catalogue.addressbook import ministries_of
 from mou.documents.pdf import environment, gettext_of, html_to_pdf, reports_dir, w3c_moment
 from mou.errors import Refused
 from mou.forms.spec import load_form
@@ -112,15 +113,13 @@ def request_letter_for(
     language = check_language(request.language)
     cycle = request.cycle
     instrument = cycle.instrument
-    authorities = session.scalars(
-        select(m.Authority).where(m.Authority.state_id == request.state_id).order_by(m.Authority.id)
-    ).all()
-    relevant = [a for a in authorities if a.instruments is None or instrument.code in a.instruments]
-    ministries = [a for a in relevant if a.kind == "foreign_affairs"]
-    if not ministries:
+    ministries = ministries_of(session, request.state_id, instrument.code)
+    if not ministries.foreign_affairs:
         raise Refused(
             f"no ministry of foreign affairs for {request.state.code} in the address book: "
-            "add one to db/catalogue/authorities.yaml and run `mou db upgrade`"
+            f"add one with `mou contacts add KEY --state {request.state.code} --kind "
+            "foreign_affairs ...` (or enable it: `mou contacts list --state "
+            f"{request.state.code}`)"
         )
     form = load_form(settings.forms_dir, instrument.code)
     created = request.created_at
@@ -135,10 +134,8 @@ def request_letter_for(
         reference=request.reference,
         date=(created.date() if created else cycle.opened_at.date()),
         state_name=pick(request.state.name, language),
-        addressee=_authority(ministries[0], language),
-        cc=tuple(
-            _authority(a, language, with_email=True) for a in relevant if a.kind == "focal_ministry"
-        ),
+        addressee=_authority(ministries.foreign_affairs[0], language),
+        cc=tuple(_authority(a, language, with_email=True) for a in ministries.focal),
         instrument_name=pick(instrument.name, language),
         instrument_short_name=pick(instrument.short_name, language),
         period=cycle.period,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import email.policy
 import hashlib
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
 
+from mou.addresses import parse_address
 from mou.clock import utcnow
 from mou.settings import Settings
 from mou.store import files as filestore
@@ -58,28 +58,6 @@ def _content_type(value: str) -> tuple[str, str, dict[str, str]]:
         if name.strip():
             params[name.strip().lower()] = param.strip().strip('"')
     return maintype, subtype, params
-
-
-def parse_address(text: str) -> Address:
-    """``Name <local@domain>`` or a bare address as an Address; the domain in IDNA if need be.
-
-    Raises ValueError for anything else, and for a non-ASCII mailbox name (before the ``@``).
-    """
-    name, addr = parseaddr(text)
-    local, at, domain = addr.rpartition("@")
-    if not at or not local or not domain:
-        raise ValueError(f"not an email address: {text!r}")
-    if not local.isascii():
-        raise ValueError(f"non-ASCII mailbox names are not supported: {text!r}")
-    if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise ValueError(f"not an email address: {text!r}") from exc
-    try:
-        return Address(display_name=name, username=local, domain=domain)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"not an email address: {text!r}") from exc
 
 
 def eml_filename(key: str) -> str:
