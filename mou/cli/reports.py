@@ -40,10 +40,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         )
     summary = ", ".join(f"{k} {v}" for k, v in data["summary"].items() if v)
     print(summary)
-    for s in data["states"]:
-        for problem in s["mail_problems"]:
-            print(f"{s['state']}: {problem['kind']} email {problem['status']}: {problem['error']}")
-    if any(s["mail_problems"] for s in data["states"]):
+    problems = [(s["state"], problem) for s in data["states"] for problem in s["mail_problems"]]
+    problems += [("cycle", problem) for problem in data["mail_problems"]]
+    problems += [("no cycle", problem) for problem in data["mail_problems_outside_cycles"]]
+    for where, problem in problems:
+        print(f"{where}: {problem['kind']} email {problem['status']}: {problem['error']}")
+    if problems:
         print("`mou outbox retry` sends the failed ones again once the cause is mended.")
     return 0
 

@@ -196,3 +196,36 @@ def retry_failed(
 
 
 RETRY_WINDOW = dt.timedelta(days=30)
+
+
+def undelivered(
+    session: Session,
+    *,
+    cycle_id: int | None = None,
+    outside_cycles: bool = False,
+    now: dt.datetime | None = None,
+) -> list[dict[str, str | int | None]]:
+    """Mail that did not reach everyone (failed, or partly refused), oldest first, as plain data.
+
+    Of one cycle (``cycle_id``), or, with ``outside_cycles``, mail of no cycle (the
+    Secretariat's alerts, receipts of returns whose cycle was never read) of the last
+    ``RETRY_WINDOW``: what ``retry_failed`` without a key would send again.
+    """
+    query = select(OutboxMessage).where(OutboxMessage.status.in_(("failed", "partial")))
+    if outside_cycles:
+        since = (now or utcnow()) - RETRY_WINDOW
+        query = query.where(OutboxMessage.cycle_id.is_(None), OutboxMessage.created_at >= since)
+    else:
+        query = query.where(OutboxMessage.cycle_id == cycle_id)
+    return [
+        {
+            "kind": message.kind,
+            "key": message.key,
+            "status": message.status,
+            "error": message.last_error,
+            "state_id": message.state_id,
+            "to": ", ".join(message.to),
+            "created": message.created_at.isoformat(timespec="seconds"),
+        }
+        for message in session.scalars(query.order_by(OutboxMessage.created_at, OutboxMessage.id))
+    ]

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mou.cycle.links import portal_link
 from mou.cycle.standing import cycle_status
+from mou.mail.outbox import undelivered
 from mou.portal import pages
 from mou.portal.security import (
     CSRF_FIELD,
@@ -151,8 +152,15 @@ def router(portal: Portal) -> APIRouter:
         with session_scope(settings) as session:
             cycles = pages.cycles_overview(session)
             set_aside = pages.set_aside_submissions(session)
+            mail_outside = undelivered(session, outside_cycles=True)
         return dashboard_render(
-            request, "dashboard.html", lang, sid, cycles=cycles, set_aside=set_aside
+            request,
+            "dashboard.html",
+            lang,
+            sid,
+            cycles=cycles,
+            set_aside=set_aside,
+            mail_outside=mail_outside,
         )
 
     @routes.get("/dashboard/cycles/{cycle_id}", include_in_schema=False)
@@ -192,6 +200,7 @@ def router(portal: Portal) -> APIRouter:
                 "status": cycle.status,
                 "opened_at": cycle.opened_at,
                 "summary": status["summary"],
+                "mail_problems": status["mail_problems"],
             }
             reports = pages.report_files(reports_folder(settings, cycle))
         return dashboard_render(

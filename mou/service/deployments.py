@@ -21,7 +21,14 @@ CONSOLIDATE_TRIGGER: dict[str, Any] = {
     "expect": ["mou.submission.accepted"],
     "match": {"prefect.resource.id": "mou.submission.*"},
     "parameters": {"cycle_id": "{{ event.payload.cycle_id }}"},
-    # A burst of accepted returns collapses into one run (concurrency limit, cancel new).
+    # A burst of accepted returns collapses into one run per cycle: after firing for a cycle,
+    # the trigger ignores that cycle's acceptances for `within` seconds, and the run starts
+    # `schedule_after` seconds after the event, no sooner: so every ignored acceptance was
+    # committed before the run reads the database (within <= schedule_after; one clock).
+    # Whatever a lost event or clock skew leaves stale, the run's re-check, the sweep and the
+    # start-up sweep render (rendered.json); Prefect's slots decide nothing.
+    "for_each": ["mou.cycle.id"],
+    "within": 5,
     "schedule_after": 5,
 }
 
@@ -51,7 +58,8 @@ def build_deployments(settings: Settings) -> list[Any]:
         consolidate_cycle_flow.to_deployment(
             name="consolidate-cycle",
             triggers=[DeploymentEventTrigger(**CONSOLIDATE_TRIGGER)],
-            concurrency_limit=one_at_a_time,
+            # No concurrency limit: one would cancel or hold another cycle's run (see
+            # render_if_stale for what keeps renders of one cycle apart).
         ),
         sweep_flow.to_deployment(name="sweep", interval=300, concurrency_limit=one_at_a_time),
         deliver_outbox_flow.to_deployment(
