@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from mou.settings import Settings
 from mou.store.database import engine_for, session_scope
 from tests.accounts import SignedInClient, signed_in_client
+from tests.imap_server import DovecotMissing, DovecotServer
 from tests.smtp_server import SmtpServer
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -145,4 +146,37 @@ def relay(settings: Settings, server: SmtpServer, **extra: object) -> Settings:
     """The settings with the test SMTP server as relay."""
     return settings.model_copy(
         update={"smtp_host": "127.0.0.1", "smtp_port": server.port, "smtp_timeout": 5, **extra}
+    )
+
+
+@pytest.fixture
+def dovecot() -> Iterator[DovecotServer]:
+    """A real IMAP server (Debian's Dovecot) on a free port, with its own configuration,
+    users and mail under a temporary folder. Skips without dovecot on a laptop; fails in CI
+    (``MOU_REQUIRE_IMAP=1``)."""
+    try:
+        server = DovecotServer()
+        server.start()
+    except DovecotMissing as exc:
+        if _required("MOU_REQUIRE_IMAP"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def imap_settings(settings: Settings, server: DovecotServer, **extra: object) -> Settings:
+    """The settings with the test IMAP server as the Secretariat's mailbox."""
+    return settings.model_copy(
+        update={
+            "imap_host": "127.0.0.1",
+            "imap_port": server.port,
+            "imap_user": server.account.user,
+            "imap_password": server.account.password,
+            "imap_security": "none",
+            "imap_poll_seconds": 5.0,
+            **extra,
+        }
     )

@@ -114,6 +114,7 @@ def test_same_key_twice_is_one_row_and_one_email(
         "sent": 0,
         "partial": 0,
         "failed": 0,
+        "bounced": 0,
     }
 
     report = deliver_pending(relay(settings, smtp))
@@ -130,6 +131,7 @@ def test_same_key_twice_is_one_row_and_one_email(
         "sent": 1,
         "partial": 0,
         "failed": 0,
+        "bounced": 0,
     }
     assert outbox_summary(session, cycle_id=99) == dict.fromkeys(outbox_summary(session), 0)
 
@@ -404,6 +406,7 @@ def test_which_failures_are_retried(
         "sent": 2,
         "partial": 1,
         "failed": 2,
+        "bounced": 0,
     }
 
 

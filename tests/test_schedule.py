@@ -72,6 +72,7 @@ def test_prefect_yaml_matches_the_served_deployments(settings: Settings) -> None
         "consolidate-cycle",
         "sweep",
         "deliver-outbox",
+        "poll-mailbox",
         "send-reminders",
         "open-cycle-bukhara-deer",
         "open-cycle-cami",

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mou.cli import contacts as cli_contacts
 from mou.cli import cycles as cli_cycles
 from mou.cli import forms as cli_forms
+from mou.cli import mailbox as cli_mailbox
 from mou.cli import outbox as cli_outbox
 from mou.cli import reports as cli_reports
 from mou.cli import secretariat as cli_secretariat
@@ -131,6 +132,7 @@ _COMMAND_MODULES: list[Any] = [
     cli_outbox,
     cli_secretariat,
     cli_contacts,
+    cli_mailbox,
     cli_users,
 ]
 

@@ -45,8 +45,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     problems += [("no cycle", problem) for problem in data["mail_problems_outside_cycles"]]
     for where, problem in problems:
         print(f"{where}: {problem['kind']} email {problem['status']}: {problem['error']}")
-    if problems:
+    statuses = {problem["status"] for _, problem in problems}
+    if statuses & {"failed", "partial"}:
         print("`mou outbox retry` sends the failed ones again once the cause is mended.")
+    if "bounced" in statuses:
+        print("Bounced mail was returned by the recipient's server: correct the address first.")
     return 0
 
 

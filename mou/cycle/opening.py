@@ -116,6 +116,11 @@ def open_cycle(
         )
     )
     if not created:
+        if cycle.status == "closed":
+            raise Refused(
+                f"cycle {cycle.id} ({instrument_code} {period}) is closed: it sends no more "
+                "requests (`mou cycle list` shows every cycle)"
+            )
         _check_same_cycle(cycle, instrument_code, deadline, wanted, requests)
     return OpenedCycle(cycle=cycle, created=created, requests=requests)
 

@@ -20,6 +20,8 @@ from mou.store.models import OutboxMessage
 # Bodies are base64/quoted-printable rather than 8bit, so relays without 8BITMIME accept them;
 # non-ASCII headers and filenames are RFC 2047/2231 encoded.
 POLICY = email.policy.SMTP.clone(cte_type="7bit")
+# Messages sent in answer to one received: receipts, and the answer to mail with no workbook.
+REPLY_KINDS = ("receipt", "mail-answer")
 
 
 def build_email(message: OutboxMessage, settings: Settings) -> EmailMessage:
@@ -34,6 +36,13 @@ def build_email(message: OutboxMessage, settings: Settings) -> EmailMessage:
     # UTC as read back, so the zone is "+0000" on both databases).
     mail["Date"] = format_datetime(message.created_at or utcnow())
     mail["Message-ID"] = message.message_id
+    if message.in_reply_to:
+        mail["In-Reply-To"] = message.in_reply_to
+    if message.references:
+        mail["References"] = message.references
+    # RFC 3834: every message of the service is automatic, so auto-responders stay quiet
+    # (and nothing answers an answer); replies to a message say so.
+    mail["Auto-Submitted"] = "auto-replied" if message.kind in REPLY_KINDS else "auto-generated"
     mail.set_content(message.body_text)
     if message.body_html:
         mail.add_alternative(message.body_html, subtype="html")

@@ -131,6 +131,28 @@ def router(portal: Portal) -> APIRouter:
             },
         )
 
+    @routes.get("/dashboard/documents/{document_id}", include_in_schema=False)
+    def dashboard_document(
+        request: Request, signed: Signed, document_id: int = Path(ge=1, le=MAX_ID)
+    ) -> Response:
+        """A supporting document, as a download (never shown inline: it is the sender's)."""
+        lang = portal.lang_of(request)
+        with session_scope(settings) as session:
+            found = session.get(m.SupportingDocument, document_id)
+            if found is None:
+                raise PortalError(404, "not_found", lang=lang)
+            sha256, filename = found.sha256, found.filename
+        path = filestore.path_for(settings.files_dir, sha256)
+        if not path.is_file():
+            raise PortalError(404, "not_found", lang=lang)
+        return FileResponse(
+            path,
+            media_type="application/octet-stream",
+            headers={
+                "content-disposition": content_disposition(filename, f"document-{document_id}")
+            },
+        )
+
     @routes.get("/dashboard/cycles/{cycle_id}/reports/{name}", include_in_schema=False)
     def dashboard_report(
         request: Request, signed: Signed, name: str, cycle_id: int = Path(ge=1, le=MAX_ID)

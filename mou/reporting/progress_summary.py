@@ -395,6 +395,7 @@ def progress_summary_html(
                 status_details_only=True,
             ),
             "warnings": r.warnings,
+            "documents": r.documents,
         }
         for r in returns
     ]

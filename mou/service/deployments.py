@@ -33,8 +33,11 @@ CONSOLIDATE_TRIGGER: dict[str, Any] = {
 }
 
 
-def build_deployments(settings: Settings) -> list[Any]:
-    """RunnerDeployments with their schedules and triggers (imports Prefect lazily)."""
+def build_deployments(settings: Settings, *, mailbox_poll: bool = True) -> list[Any]:
+    """RunnerDeployments with their schedules and triggers (imports Prefect lazily).
+
+    ``mailbox_poll=False`` leaves out poll-mailbox: `mou serve` reads the mailbox itself
+    (IDLE), a second reader there would only repeat its work."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.events import DeploymentEventTrigger
 
@@ -44,6 +47,7 @@ def build_deployments(settings: Settings) -> list[Any]:
     from flows.deliver_outbox import deliver_outbox_flow
     from flows.ingest_submission import ingest_submission_flow
     from flows.open_cycle import open_cycle_flow
+    from flows.poll_mailbox import poll_mailbox_flow
     from flows.send_reminders import send_reminders_flow
     from flows.sweep import sweep_flow
 
@@ -69,6 +73,12 @@ def build_deployments(settings: Settings) -> list[Any]:
             name="send-reminders", cron="0 6 * * *", concurrency_limit=one_at_a_time
         ),
     ]
+    if mailbox_poll:
+        deployments.append(
+            poll_mailbox_flow.to_deployment(
+                name="poll-mailbox", interval=60, concurrency_limit=one_at_a_time
+            )
+        )
     for instrument in read_catalogue(settings.catalogue_dir).instruments:
         rule = cycle_rrule(instrument)
         deployments.append(
@@ -87,4 +97,9 @@ def serve_deployments(settings: Settings) -> None:
 
     # query_seconds: the runner's poll for runs to start (Prefect's default is 10 s); the
     # PREFECT_RUNNER_POLL_FREQUENCY variable is read when Prefect is first imported, too early.
-    serve(*build_deployments(settings), print_starting_message=False, limit=4, query_seconds=1)
+    serve(
+        *build_deployments(settings, mailbox_poll=False),
+        print_starting_message=False,
+        limit=4,
+        query_seconds=1,
+    )

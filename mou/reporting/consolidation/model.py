@@ -82,6 +82,15 @@ class DataWarning:
 
 
 @dataclass(frozen=True)
+class DocumentRef:
+    """A supporting document kept with a return (a national plan, a map, a legal text)."""
+
+    filename: str
+    kind: str  # PDF, Word, PNG image... (its sniffed type)
+    size: int
+
+
+@dataclass(frozen=True)
 class StateReturn:
     """What one accepted submission says, in form order."""
 
@@ -98,6 +107,7 @@ class StateReturn:
     # The Secretariat accepted it after review (despite its warnings, or waived errors).
     review_reason: str | None = None
     waived_codes: tuple[str, ...] = ()
+    documents: tuple[DocumentRef, ...] = ()
 
     def value(self, field_key: str, row_key: str = "", column_key: str = "") -> Any:
         for answer in self.answers:
