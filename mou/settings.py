@@ -13,8 +13,6 @@ from mou.i18n.languages import LANGUAGES
 from mou.keyring import Keyring, check_secret, load_or_create_secret
 from mou.resources import data_root, default_var_dir
 
-MIN_SECRETARIAT_TOKEN_LENGTH = 16
-
 
 class Settings(BaseSettings):
     """Service configuration. Every field can be set as ``MOU_<NAME>``."""
@@ -50,8 +48,6 @@ class Settings(BaseSettings):
     # within the second, so a slow or stalled upload cannot hold the portal up.
     portal_body_timeout_seconds: float = Field(default=30.0, gt=0)
     portal_body_total_seconds: float = Field(default=300.0, gt=0)
-    # Empty: the secretariat dashboard is off (404).
-    secretariat_token: str = Field(default="", repr=False)
 
     smtp_host: str = ""
     smtp_port: int = 25
@@ -75,19 +71,6 @@ class Settings(BaseSettings):
     @classmethod
     def _configured_secret(cls, value: str) -> str:
         return check_secret(value) if value else value
-
-    @field_validator("secretariat_token")
-    @classmethod
-    def _long_enough_token(cls, value: str) -> str:
-        # The token is the whole of the secretariat's sign-in: too short, it can be guessed
-        # despite the throttle. The message names no value: it is printed on the terminal.
-        if value and len(value) < MIN_SECRETARIAT_TOKEN_LENGTH:
-            raise ValueError(
-                f"must be at least {MIN_SECRETARIAT_TOKEN_LENGTH} characters long (e.g. "
-                "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`), or unset to "
-                "turn the dashboard off"
-            )
-        return value
 
     @field_validator("portal_trusted_proxies")
     @classmethod

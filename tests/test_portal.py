@@ -36,6 +36,8 @@ from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
 from mou.store.database import session_scope
+from mou.store.database import engine_for
+from tests.accounts import PASSWORD, make_user, sign_in
 from tests.conftest import ENGINES, engine_database
 from tests.test_protocol import filled_return
 
@@ -44,14 +46,13 @@ with warnings.catch_warnings():  # Starlette 1.x nudges towards httpx2; httpx wo
     from fastapi.testclient import TestClient
 
 DEADLINE = dt.date(2027, 3, 31)
-SECRETARIAT_TOKEN = "secretariat-token-for-tests-0123456789"
 HEADERS = {
     "content-security-policy": "default-src 'self'",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
 }
-PORTAL_FIELDS = {"secretariat_token": SECRETARIAT_TOKEN}
+PORTAL_FIELDS: dict[str, Any] = {}
 
 
 @dataclass
@@ -484,8 +485,8 @@ def test_forms_without_a_valid_csrf_token_are_refused(env: Env) -> None:
     stranger = TestClient(env.client.app)
     assert upload(env, kz, data, client=stranger, csrf=kz_csrf).status_code == 403
     assert env.count(m.Submission) == before
-    # The login form is protected as well.
-    response = env.client.post("/dashboard/login", data={"token": SECRETARIAT_TOKEN})
+    # The sign-in form is protected as well.
+    response = env.client.post("/dashboard/login", data={"name": "x", "password": "y" * 12})
     assert response.status_code == 403
 
 
@@ -555,27 +556,25 @@ def test_with_a_prefect_api_the_deployment_trigger_ingests(
 # --- the dashboard ----------------------------------------------------------------------------
 
 
-def login(client: TestClient, token: str = SECRETARIAT_TOKEN) -> Any:
-    page = client.get("/dashboard/login")
-    return client.post(
-        "/dashboard/login",
-        data={"token": token, "csrf_token": csrf_of(page.text)},
-        follow_redirects=False,
-    )
-
-
-def test_dashboard_is_off_without_a_configured_token(env: Env) -> None:
-    off = env.settings.model_copy(update={"secretariat_token": ""})
-    client = env.client_for(off, ingest="thread")
-    assert client.get("/dashboard").status_code == 404
-    assert client.get("/dashboard/login").status_code == 404
-    assert client.get(f"/api/cycles/{env.cycle_id}/status").status_code == 404
-    assert (
-        client.get(
-            f"/api/cycles/{env.cycle_id}/status", headers={"authorization": "Bearer "}
-        ).status_code
-        == 404
-    )
+def test_without_accounts_the_sign_in_page_says_how_to_make_the_first_admin(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(var_dir=tmp_path / "var")
+    prepare_database(settings)
+    app = create_app(settings, ingest="thread")
+    try:
+        client = TestClient(app)
+        assert client.get("/dashboard", follow_redirects=False).status_code == 303
+        page = client.get("/dashboard/login")
+        assert page.status_code == 200
+        assert "mou user add NAME --role admin" in page.text
+        assert client.get("/api/cycles").status_code == 401
+        refused = sign_in(client, "admin", PASSWORD)
+        assert refused.status_code == 401
+        assert "The account name or password is not correct." in refused.text
+    finally:
+        app.state.portal.inline.close()
+        engine_for.cache_clear()
 
 
 def test_dashboard_requires_login_and_shows_the_cycle(env: Env) -> None:
@@ -597,9 +596,11 @@ def test_dashboard_requires_login_and_shows_the_cycle(env: Env) -> None:
     assert client.get(f"/api/cycles/{env.cycle_id}/status").status_code == 401
     assert client.get("/api/cycles").status_code == 401
 
-    wrong = login(client, "not-the-token")
-    assert wrong.status_code == 401 and "The token is not correct" in wrong.text
-    signed_in = login(client)
+    reader = make_user(env.settings, "reader")
+    wrong = sign_in(client, reader.name, "not-the-password")
+    assert wrong.status_code == 401
+    assert "The account name or password is not correct." in wrong.text
+    signed_in = sign_in(client, reader.name.upper(), reader.password)  # names ignore case
     assert signed_in.status_code == 303
     cookie = signed_in.headers["set-cookie"]
     assert "mou_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
@@ -626,19 +627,28 @@ def test_dashboard_requires_login_and_shows_the_cycle(env: Env) -> None:
     status = client.get(f"/api/cycles/{env.cycle_id}/status").json()
     by_state = {s["state"]: s for s in status["states"]}
     assert by_state["UZ"]["outcome"] == "accepted" and by_state["KZ"]["submissions"] >= 1
-    bearer = TestClient(env.client.app).get(
-        f"/api/cycles/{env.cycle_id}/status",
-        headers={"authorization": f"Bearer {SECRETARIAT_TOKEN}"},
-    )
+    # A script: a token for the account's name and password, then the bearer header.
+    script = TestClient(env.client.app)
+    session = script.post("/api/session", json={"name": reader.name, "password": "wrong"})
+    assert session.status_code == 401
+    session = script.post("/api/session", json={"name": reader.name, "password": PASSWORD})
+    assert session.status_code == 200 and session.json()["role"] == "reader"
+    headers = {"authorization": f"Bearer {session.json()['token']}"}
+    bearer = script.get(f"/api/cycles/{env.cycle_id}/status", headers=headers)
     assert bearer.status_code == 200 and bearer.json()["cycle"] == env.cycle_id
+    assert script.delete("/api/session", headers=headers).status_code == 204
+    assert script.get("/api/cycles", headers=headers).status_code == 401  # revoked
 
-    # Sign out (a CSRF-protected POST); the dashboard asks for the token again.
+    # Sign out (a CSRF-protected POST): the session's row is revoked, so the same cookie,
+    # kept by someone who copied it, no longer opens the dashboard.
+    cookie = client.cookies.get("mou_session")
     logout = client.post(
         "/dashboard/logout", data={"csrf_token": csrf_of(page.text)}, follow_redirects=False
     )
-    assert logout.status_code == 303
-    client.cookies.delete("mou_session")
-    assert client.get("/dashboard", follow_redirects=False).status_code == 303
+    assert logout.status_code == 303 and "mou_session=" in logout.headers["set-cookie"]
+    copied = TestClient(env.client.app, cookies={"mou_session": cookie})
+    assert copied.get("/dashboard", follow_redirects=False).status_code == 303
+    assert copied.get(f"/api/cycles/{env.cycle_id}/status").status_code == 401
 
 
 def test_openapi_describes_the_json_endpoints_only(env: Env) -> None:

@@ -17,6 +17,7 @@ from mou.cli import forms as cli_forms
 from mou.cli import outbox as cli_outbox
 from mou.cli import reports as cli_reports
 from mou.cli import secretariat as cli_secretariat
+from mou.cli import users as cli_users
 from mou.cli.common import iso_date, print_json, terminal_progress
 from mou.errors import Refused
 from mou.settings import Settings, get_settings, settings_problem
@@ -113,7 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each room of the service adds its own sub-commands.
-_COMMAND_MODULES: list[Any] = [cli_forms, cli_cycles, cli_reports, cli_outbox, cli_secretariat]
+_COMMAND_MODULES: list[Any] = [
+    cli_forms,
+    cli_cycles,
+    cli_reports,
+    cli_outbox,
+    cli_secretariat,
+    cli_users,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

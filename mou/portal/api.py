@@ -1,6 +1,8 @@
 """The JSON API, described at /openapi.json: what a personal link is for and the submissions
-sent through it (by its token), and the cycles with their standing for the secretariat (its
-session cookie, or ``Authorization: Bearer <token>``). Refusals are ``{"detail": ...}``."""
+sent through it (by its token), and the cycles with their standing for the secretariat: a
+named account's session, as a browser's cookie (GET only) or ``Authorization: Bearer
+<token>`` from ``POST /api/session`` (name and password, throttled like the sign-in form;
+``DELETE /api/session`` revokes it). No shared secret. Refusals are ``{"detail": ...}``."""
 
 from __future__ import annotations
 
@@ -8,19 +10,24 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.responses import Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from mou.accounts.roles import Role
+from mou.accounts.sessions import SignedIn, end_session, resume, start_session
+from mou.accounts.users import authenticate
 from mou.cycle.standing import cycle_status
 from mou.errors import Refused
 from mou.i18n.languages import pick
 from mou.portal import pages
-from mou.portal.security import SESSION_COOKIE, read_session, token_matches
+from mou.portal.security import SESSION_COOKIE
 from mou.portal.shared import MAX_ID, Portal
+from mou.portal.signin import viewer
 from mou.store.database import session_scope
 
 # Module level: FastAPI resolves the (postponed) annotations of dependencies in module globals.
-bearer = HTTPBearer(auto_error=False, description="The secretariat token")
+bearer = HTTPBearer(auto_error=False, description="A named account's token, from POST /api/session")
 session_cookie = APIKeyCookie(
     name=SESSION_COOKIE, auto_error=False, description="Set by signing in at /dashboard/login"
 )
@@ -112,6 +119,18 @@ class CycleOut(BaseModel):
     status: str
     states: int
     summary: dict[str, int]
+
+
+class SignInIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionOut(BaseModel):
+    token: str
+    name: str
+    role: Role
+    expires_at: dt.datetime
 
 
 def _submission_out(view: pages.SubmissionView) -> SubmissionOut:
@@ -212,25 +231,53 @@ def router(portal: Portal) -> APIRouter:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         cookie: Annotated[str | None, Depends(session_cookie)],
-    ) -> None:
-        configured = portal.secretariat_token
-        if not configured:
-            raise HTTPException(404, "not found")
-        if read_session(settings.secret, configured, cookie):
-            return
-        if credentials is not None:
-            # Throttled with the sign-in form: a blocked client is refused whatever it offers.
-            client = portal.client(request)
-            if wait := portal.throttle.attempt(client):
-                raise HTTPException(
-                    429,
-                    "too many failed attempts; try again later",
-                    headers={"Retry-After": str(wait)},
-                )
-            if token_matches(configured, credentials.credentials):
-                portal.throttle.succeeded(client)
-                return
-        raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+    ) -> SignedIn:
+        # The schemes above document the two ways in; signin.viewer reads them.
+        return viewer(request)
+
+    @routes.post(
+        "/api/session",
+        response_model=SessionOut,
+        tags=["secretariat"],
+        summary="Sign in with a named account: a bearer token for the other endpoints",
+        responses={
+            401: {"description": "wrong name or password"},
+            429: {"description": "throttled"},
+        },
+    )
+    def api_sign_in(request: Request, body: SignInIn) -> SessionOut:
+        client = portal.client(request)
+        wait = portal.throttle.attempt(client, body.name)
+        if wait:
+            raise HTTPException(
+                429, "too many failed attempts; try again later", headers={"Retry-After": str(wait)}
+            )
+        with session_scope(settings) as session:
+            account = authenticate(session, body.name, body.password)
+            if account is None:
+                raise HTTPException(401, "wrong name or password")
+            token = start_session(session, account.id, client)
+            found = resume(session, token)
+        portal.throttle.succeeded(client, body.name)
+        assert found is not None
+        return SessionOut(
+            token=token, name=found.name, role=found.role, expires_at=found.expires_at
+        )
+
+    @routes.delete(
+        "/api/session",
+        status_code=204,
+        tags=["secretariat"],
+        summary="Sign out: the bearer token stops working",
+    )
+    def api_sign_out(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Response:
+        viewer(request)
+        with session_scope(settings) as session:
+            end_session(session, credentials.credentials if credentials else None)
+        return Response(status_code=204)
 
     @routes.get(
         "/api/cycles",

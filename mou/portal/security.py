@@ -1,9 +1,10 @@
 """The portal's defences: security headers (HSTS over https), error containment, CSRF tokens,
-the signed secretariat session, the sign-in throttle and who its client is (behind trusted
-proxies), size- and time-limited request bodies and spreadsheet sniffing.
+the sign-in throttle (by client and by account name) and who its client is (behind trusted
+proxies), size- and time-limited request bodies and spreadsheet sniffing. The sessions
+themselves are rows of the database (``mou.accounts.sessions``).
 
 Every key is derived from the service's secret with its own label (``mou.keyring``), so a
-CSRF token, a session cookie and a portal link can never stand in for one another.
+CSRF token and a portal link can never stand in for one another.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import datetime as dt
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import math
 import secrets
@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from mou.clock import utcnow
-from mou.keyring import CSRF, SESSION, derive_key
+from mou.keyring import CSRF, derive_key
 from mou.settings import Settings
 from mou.store.database import session_scope
 from mou.store.models import SignInFailure
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 CSRF_COOKIE = "mou_csrf"
 CSRF_FIELD = "csrf_token"
 SESSION_COOKIE = "mou_session"
-SESSION_SECONDS = 8 * 3600
 
 CSP = (
     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
@@ -72,10 +71,6 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _mac(key: bytes, *parts: str) -> str:
     return _b64(hmac.new(key, "|".join(parts).encode("utf-8"), hashlib.sha256).digest())
 
@@ -107,50 +102,7 @@ def valid_nonce(value: str | None) -> bool:
     )
 
 
-# --- The secretariat session: a signed, expiring cookie ------------------------------------
-
-
-def _session_key(secret: str, secretariat_token: str) -> bytes:
-    # Bound to the configured token: changing the token signs everybody out.
-    fingerprint = hashlib.sha256(secretariat_token.encode("utf-8")).hexdigest()
-    return derive_key(secret, f"{SESSION}|{fingerprint}")
-
-
-def make_session(secret: str, secretariat_token: str, now: float | None = None) -> str:
-    body = {"sid": secrets.token_urlsafe(16), "exp": int((now or time.time()) + SESSION_SECONDS)}
-    payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-    return f"{payload}.{_mac(_session_key(secret, secretariat_token), payload)}"
-
-
-def read_session(
-    secret: str, secretariat_token: str, cookie: str | None, now: float | None = None
-) -> str | None:
-    """The session id if the cookie is genuine and current, else None."""
-    if not cookie or not secretariat_token or "." not in cookie:
-        return None
-    payload, _, mac = cookie.rpartition(".")
-    expected = _mac(_session_key(secret, secretariat_token), payload)
-    if not hmac.compare_digest(mac.encode(), expected.encode()):
-        return None
-    try:
-        body = json.loads(_unb64(payload))
-        if int(body["exp"]) < (now or time.time()):
-            return None
-        return str(body["sid"])
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def token_matches(configured: str, offered: str | None) -> bool:
-    if not configured or not offered:
-        return False
-    return hmac.compare_digest(
-        hashlib.sha256(configured.encode("utf-8")).digest(),
-        hashlib.sha256(offered.encode("utf-8")).digest(),
-    )
-
-
-# --- Who the client is, and how many wrong tokens it has offered --------------------------
+# --- Who the client is, and how many failed sign-ins it and a name have had -------------
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -213,15 +165,24 @@ def client_key(host: str) -> str:
     return str(address)
 
 
-class SignInThrottle:
-    """At most ``attempts`` wrong secretariat tokens per client in ``window`` seconds, offered
-    to the sign-in form and to the API together.
+def name_key(name: str) -> str:
+    """Whom failures are counted for besides the client: the account name tried (``@name``,
+    never an address), so guesses spread over many addresses still stop."""
+    return "@" + name.strip().lower()[:63]
 
-    An offered token is counted before it is compared, so parallel requests cannot all pass
-    the check before any failure is written; a right token forgets the client's failures.
-    They are rows of the project database (``SignInFailure``): a restart does not forget them,
-    every portal process on the database counts the same ones, and rows older than the window
-    are deleted as new ones are written.
+
+class SignInThrottle:
+    """At most ``attempts`` failed sign-ins in ``window`` seconds per client and per account
+    name: wrong passwords on the sign-in form and the API's ``/api/session``, and unknown
+    bearer tokens on the API, all together.
+
+    An attempt is counted before the password is compared, so parallel requests cannot all
+    pass the check before any failure is written; a right password forgets the failures of
+    its client and its name. They are rows of the project database (``SignInFailure``, keyed
+    by ``client_key`` or ``name_key``): a restart does not forget them, every portal process
+    on the database counts the same ones, and rows older than the window are deleted as new
+    ones are written. (Counting by name lets a guesser hold one account up for the window,
+    not get in: the price of stopping a guesser who has many addresses.)
     """
 
     def __init__(self, settings: Settings, attempts: int = 10, window: float = 300.0) -> None:
@@ -229,44 +190,54 @@ class SignInThrottle:
         self.attempts = attempts
         self.window = dt.timedelta(seconds=window)
 
-    def retry_after(self, client: str) -> int:
-        """Seconds until ``client`` may offer a token again; 0 when it may now."""
+    @staticmethod
+    def _keys(client: str, name: str | None) -> list[str]:
+        keys = [client_key(client)]
+        if name and name.strip():
+            keys.append(name_key(name))
+        return keys
+
+    def retry_after(self, client: str, name: str | None = None) -> int:
+        """Seconds until ``client`` (or anyone, for account ``name``) may try again; 0 now."""
         now = utcnow()
         with session_scope(self.settings) as session:
-            return self._wait(session, client_key(client), now)
+            return max(self._wait(session, key, now) for key in self._keys(client, name))
 
-    def attempt(self, client: str) -> int:
-        """Count a token ``client`` offers, before it is compared: 0 to go on (the attempt
-        stays counted as a failure unless ``succeeded`` follows), else the seconds to wait
-        (and the attempt is not counted, so trying during the block does not prolong it)."""
-        key, now = client_key(client), utcnow()
-        if wait := self.retry_after(client):
+    def attempt(self, client: str, name: str | None = None) -> int:
+        """Count an attempt of ``client`` (on account ``name``), before it is checked: 0 to go
+        on (the attempt stays counted as a failure unless ``succeeded`` follows), else the
+        seconds to wait (and the attempt is not counted, so trying during the block does not
+        prolong it)."""
+        keys, now = self._keys(client, name), utcnow()
+        if wait := self.retry_after(client, name):
             return wait
         with session_scope(self.settings) as session:
             session.execute(
                 delete(SignInFailure).where(SignInFailure.failed_at <= now - self.window)
             )
-            row = SignInFailure(client=key, failed_at=now)
-            session.add(row)
+            rows = [SignInFailure(client=key, failed_at=now) for key in keys]
+            session.add_all(rows)
             session.flush()
-            row_id = row.id
+            row_ids = [row.id for row in rows]
         # Counted once committed: of parallel attempts, the n-th to commit sees at least n.
         with session_scope(self.settings) as session:
-            counted = session.scalar(
-                select(func.count())
-                .select_from(SignInFailure)
-                .where(SignInFailure.client == key, SignInFailure.failed_at > now - self.window)
-            )
-            if (counted or 0) <= self.attempts:
+            counts = session.execute(
+                select(SignInFailure.client, func.count())
+                .where(SignInFailure.client.in_(keys), SignInFailure.failed_at > now - self.window)
+                .group_by(SignInFailure.client)
+            ).all()
+            if all(count <= self.attempts for _, count in counts):
                 return 0
-            session.execute(delete(SignInFailure).where(SignInFailure.id == row_id))
+            session.execute(delete(SignInFailure).where(SignInFailure.id.in_(row_ids)))
             session.flush()
-            return max(1, self._wait(session, key, now))
+            return max(1, *(self._wait(session, key, now) for key in keys))
 
-    def succeeded(self, client: str) -> None:
-        """The right token: the client's failures are forgotten."""
+    def succeeded(self, client: str, name: str | None = None) -> None:
+        """A right password: the failures of the client and of the name are forgotten."""
         with session_scope(self.settings) as session:
-            session.execute(delete(SignInFailure).where(SignInFailure.client == client_key(client)))
+            session.execute(
+                delete(SignInFailure).where(SignInFailure.client.in_(self._keys(client, name)))
+            )
 
     def _wait(self, session: Session, key: str, now: dt.datetime) -> int:
         # Blocked while ``attempts`` failures are in the window: until the oldest of the

@@ -16,13 +16,14 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mou.accounts.roles import NotAllowed
 from mou.errors import Refused
-from mou.portal import api, dashboard, ministry
+from mou.portal import accounts, api, dashboard, ministry, signin
 from mou.portal.security import BodyTimeout, ProxiedClient, SecurityMiddleware, TrustedProxies
 from mou.portal.shared import IngestMode, Portal, PortalError
 from mou.settings import Settings
@@ -43,8 +44,10 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
         version="1",
         description=(
             "JSON endpoints of the CMS national reporting portal. Ministry endpoints take the "
-            "personal link token of a state and cycle; cycle endpoints need the secretariat "
-            "session (sign in at /dashboard/login) or `Authorization: Bearer <token>`."
+            "personal link token of a state and cycle; cycle endpoints need a named "
+            "Secretariat account: the session of a browser signed in at /dashboard/login, or "
+            "`Authorization: Bearer <token>` with a token from `POST /api/session` (name and "
+            "password), ended by `DELETE /api/session`."
         ),
         docs_url=None,  # Swagger UI loads from a CDN: not served
         redoc_url=None,
@@ -58,6 +61,32 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
     @app.exception_handler(PortalError)
     async def portal_error(request: Request, exc: PortalError) -> Response:
         return portal.error_response(request, exc)
+
+    @app.exception_handler(signin.SignInRequired)
+    async def sign_in_first(request: Request, exc: signin.SignInRequired) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(
+                {"detail": "sign in first"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return RedirectResponse(f"/dashboard/login?lang={portal.lang_of(request)}", 303)
+
+    @app.exception_handler(signin.TooManyAttempts)
+    async def too_many(request: Request, exc: signin.TooManyAttempts) -> Response:
+        return JSONResponse(
+            {"detail": "too many failed attempts; try again later"},
+            status_code=429,
+            headers={"Retry-After": str(exc.wait)},
+        )
+
+    @app.exception_handler(NotAllowed)
+    async def not_allowed(request: Request, exc: NotAllowed) -> Response:
+        # Raised by a route's dependency (signin.officer, signin.admin) or by the core's own
+        # check of the actor (Actor.require), whichever comes first.
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": str(exc)}, status_code=403)
+        return signin.not_allowed_page(portal, request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -82,7 +111,9 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
     # The order of the routers is the order of the paths in /openapi.json.
     app.include_router(_everyone(portal))
     app.include_router(ministry.router(portal))
+    app.include_router(signin.router(portal))
     app.include_router(dashboard.router(portal))
+    app.include_router(accounts.router(portal))
     app.include_router(api.router(portal))
     app.add_middleware(
         SecurityMiddleware,

@@ -11,12 +11,14 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from mou.accounts.sessions import SignedIn
 from mou.cycle.links import ExpiredLink, InvalidLink, verify_portal_token
 from mou.i18n.languages import LANGUAGE_NAMES, pick
 from mou.i18n.texts import PortalTexts
 from mou.portal import pages
 from mou.portal.security import (
     CSRF_COOKIE,
+    CSRF_FIELD,
     SignInThrottle,
     csrf_token,
     csrf_valid,
@@ -74,11 +76,6 @@ class Portal:
         self.throttle = SignInThrottle(settings)
 
     # language and texts
-    @property
-    def secretariat_token(self) -> str:
-        """The token that signs the secretariat in; empty when the dashboard is disabled."""
-        return self.settings.secretariat_token
-
     def client(self, request: Request) -> str:
         """Who the sign-in throttle counts a request for (the forwarded client behind a
         trusted proxy, see ``security.ProxiedClient``)."""
@@ -138,8 +135,32 @@ class Portal:
         )
         return HTMLResponse(html, status_code=status)
 
-    def error_response(self, request: Request | None, error: PortalError) -> Response:
-        """The answer to a refusal: the error page, or ``{"detail": ...}`` under /api."""
+    def render_dashboard(
+        self, request: Request, template: str, lang: str, signed: SignedIn, **context: Any
+    ) -> HTMLResponse:
+        """A Secretariat page: the signed-in account in its toolbar (name, role, sign-out) and
+        the CSRF token of its forms (bound to the session: ``signin.read_form`` checks it)."""
+        csrf, fresh = self.csrf(request, f"session:{signed.session_id}")
+        context.setdefault("wide", True)
+        response = self.render(
+            request,
+            template,
+            lang,
+            csrf=csrf,
+            csrf_field=CSRF_FIELD,
+            dashboard=True,
+            signed_in=True,
+            me=signed,
+            **context,
+        )
+        self.set_csrf_cookie(response, request, fresh)
+        return response
+
+    def error_response(
+        self, request: Request | None, error: PortalError, signed: SignedIn | None = None
+    ) -> Response:
+        """The answer to a refusal: the error page, or ``{"detail": ...}`` under /api; with
+        ``signed``, the page has the dashboard's toolbar."""
         path = request.url.path if request is not None else ""
         response: Response
         if path.startswith("/api/"):
@@ -149,6 +170,17 @@ class Portal:
         else:
             lang = error.lang or (self.lang_of(request) if request is not None else "en")
             others = [code for code in self.settings.languages if code != lang]
+            frame: dict[str, Any] = {}
+            if signed is not None and request is not None:
+                csrf, _ = self.csrf(request, f"session:{signed.session_id}")
+                frame = {
+                    "csrf": csrf,
+                    "csrf_field": CSRF_FIELD,
+                    "dashboard": True,
+                    "signed_in": True,
+                    "me": signed,
+                    "wide": True,
+                }
             response = self.render(
                 request,
                 "error.html",
@@ -160,6 +192,7 @@ class Portal:
                 extra=error.extra,
                 back=error.back,
                 others=[(code, self.texts(code)) for code in others] if error.multilingual else [],
+                **frame,
             )
         if error.status in (408, 413):  # the rest of the body is unread: no keep-alive
             response.headers["connection"] = "close"

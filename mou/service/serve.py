@@ -83,8 +83,14 @@ def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> Non
     # ingest-submission deployment's trigger serves returns that other processes record.
     stop_portal = portal(settings, ingest="thread")
     print(f"Portal:         {settings.portal_base_url or stop_portal.url}", flush=True)
-    if settings.secretariat_token:
-        print(f"Dashboard:      {settings.portal_base_url or stop_portal.url}/dashboard")
+    print(f"Dashboard:      {settings.portal_base_url or stop_portal.url}/dashboard")
+    if os.environ.get("MOU_SECRETARIAT_TOKEN"):
+        print(
+            "MOU_SECRETARIAT_TOKEN is no longer used: the Secretariat signs in with named "
+            "accounts (`mou user add NAME --role admin`); unset it.",
+            file=sys.stderr,
+            flush=True,
+        )
     print("Serving until Ctrl-C.", flush=True)
     ingest = InlineIngest(settings)
     watcher = InboxWatcher(settings, ingest=ingest)
