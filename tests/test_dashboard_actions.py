@@ -127,9 +127,9 @@ def test_an_officer_extends_excuses_and_resends_with_confirmation(
 
     # A corrected address gets the request again, once.
     with session_scope(service) as session:
-        session.scalars(select(m.Authority).filter_by(key="tj-mfa")).one().email = (
-            "protocol.tj@example.org"
-        )
+        session.scalars(
+            select(m.Authority).filter_by(key="tj-mfa")
+        ).one().email = "protocol.tj@example.org"
     _, resent = act(
         officer, f"/dashboard/cycles/{cid}/resend", {"state": "TJ", "reason": "address corrected"}
     )
@@ -225,9 +225,10 @@ def test_an_admin_waives_errors_an_officer_cannot(
             {i.code for i in session.get(m.Submission, refused).issues if i.severity == "error"}
         )
     officer = signed_in(app, "officer")
-    assert f"/dashboard/submissions/{refused}/accept" not in officer.get(
-        f"/dashboard/cycles/{cid}"
-    ).text
+    assert (
+        f"/dashboard/submissions/{refused}/accept"
+        not in officer.get(f"/dashboard/cycles/{cid}").text
+    )
     waive = {f"waive_{n}": code for n, code in enumerate(codes, 1)}
     answer = officer.post_form(
         f"/dashboard/submissions/{refused}/accept",
@@ -246,9 +247,7 @@ def test_an_admin_waives_errors_an_officer_cannot(
     assert status(service)["KZ"]["outcome"] == "accepted"
 
 
-def test_close_publish_and_the_public_page(
-    app: Any, service: Settings, signed_in: Any
-) -> None:
+def test_close_publish_and_the_public_page(app: Any, service: Settings, signed_in: Any) -> None:
     officer = signed_in(app, "officer")
     cid = cycle_of(service)
     _, closed = act(officer, f"/dashboard/cycles/{cid}/close", {"reason": "meeting held"})

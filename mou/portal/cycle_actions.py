@@ -98,6 +98,10 @@ class ReportRenders:
         except Exception:  # the reports stay stale: the sweep renders them
             log.exception("reports of cycle %s not rendered after an action", cycle_id)
 
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait until every render queued so far has finished (one worker, in order)."""
+        self._pool.submit(lambda: None).result(timeout)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -188,6 +192,7 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
             action=f"{request.url.path}?lang={lang}",
             back=back,
             danger=danger,
+            switch=False,  # the page answers a POST: a language link would GET it
         )
 
     async def run(
