@@ -302,6 +302,13 @@ def test_an_officer_runs_a_late_cycle_to_publication(
 
     # 6. Afghanistan's return has a warning; the officer accepts it with a reason.
     af_link = link_of(page, service, "AF")
+    ministry.goto(af_link + "?lang=en")
+    expect(ministry.locator("#deadline-passed")).to_contain_text("The deadline has passed")
+    shoot(ministry, "ministry-passed")
+    ministry.goto(link_of(page, service, "KZ") + "?lang=en")
+    expect(ministry.locator(".facts")).to_contain_text("extended; originally")
+    expect(ministry.locator("#deadline-passed")).to_have_count(0)
+    shoot(ministry, "ministry-extended")
     upload(
         ministry,
         af_link,
@@ -359,6 +366,7 @@ def test_an_officer_runs_a_late_cycle_to_publication(
     # 9. The public page lists the summaries; each one downloads.
     public = context.new_page()
     public.goto(f"{service.url}/?lang=en")
+    shoot(public, "home")
     public.get_by_role("link", name="Reports published by the Secretariat").click()
     expect(public.locator("h1")).to_have_text("Published reports")
     links = public.locator(f"#cycle-{cid} .release-reports a")
