@@ -230,9 +230,6 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
                 return code
             return f"{pick(state.name, lang)} ({state.code})"
 
-    def texts(lang: str) -> Any:
-        return portal.texts(lang)
-
     @routes.post("/dashboard/cycles/{cycle_id}/extend", include_in_schema=False)
     async def extend(request: Request, signed: Officer, cycle_id: CycleId) -> Response:
         lang = portal.lang_of(request)
@@ -244,9 +241,13 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
         except Refused as exc:
             return answer(request, back, {"kind": "refused", "message": str(exc)})
         if form.get("confirm") != "yes":
-            t = texts(lang)
+            target = (
+                await run_in_threadpool(state_label, state, lang)
+                if state
+                else portal.texts(lang)("whole_cycle")
+            )
             facts = [
-                ("confirm_target", state_label(state, lang) if state else t("whole_cycle")),
+                ("confirm_target", target),
                 ("new_deadline", pages.fmt_date(deadline, lang)),
                 ("col_reason", form.get("reason", "")),
             ]
@@ -278,7 +279,7 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
         back = cycle_url(cycle_id, lang, f"state-{state}")
         if form.get("confirm") != "yes":
             facts = [
-                ("confirm_target", state_label(state, lang)),
+                ("confirm_target", await run_in_threadpool(state_label, state, lang)),
                 ("col_reason", form.get("reason", "")),
             ]
             what = "confirm_unexcuse" if undo else "confirm_excuse"
@@ -300,7 +301,7 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
         back = cycle_url(cycle_id, lang, f"state-{state}")
         if form.get("confirm") != "yes":
             facts = [
-                ("confirm_target", state_label(state, lang)),
+                ("confirm_target", await run_in_threadpool(state_label, state, lang)),
                 ("col_reason", form.get("reason", "") or "—"),
             ]
             return confirm_page(request, lang, signed, form, "confirm_resend", facts, back)
@@ -345,7 +346,7 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
             raise PortalError(400, "bad_request", lang=lang, back=back)
         if form.get("confirm") != "yes":
             facts = [
-                ("confirm_what", texts(lang)(f"kind_{kind.replace('-', '_')}")),
+                ("confirm_what", portal.texts(lang)(f"kind_{kind.replace('-', '_')}")),
                 ("col_reason", form.get("reason", "") or "—"),
             ]
             what = "confirm_withdraw" if withdraw else "confirm_publish"
@@ -358,7 +359,7 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
             ),
             lambda r: (
                 "done_withdraw" if withdraw else "done_publish",
-                {"what": texts(lang)(f"kind_{kind.replace('-', '_')}")},
+                {"what": portal.texts(lang)(f"kind_{kind.replace('-', '_')}")},
             ),
             back,
             cycle_id,

@@ -272,6 +272,8 @@ def test_an_officer_runs_a_late_cycle_to_publication(
     uz.locator("select[name=field_1]").select_option("national_total")
     uz.locator("textarea[name=text_1]").fill("The total is not the sum of the sites.")
     uz.locator("textarea[name=text_2]").fill("Please have the return signed by the focal point.")
+    if os.environ.get("MOU_SCREENSHOT_DIR"):  # the review form, filled (English only)
+        uz.screenshot(path=str(Path(os.environ["MOU_SCREENSHOT_DIR"]) / "review-form-en.png"))
     uz.get_by_role("button", name="Send back…").click()
     expect(page.locator(".confirm-facts")).to_contain_text("The total is not the sum")
     confirm(page, "Send the return back for correction", "Comments: 2.")
