@@ -5,7 +5,7 @@ on first start and kept in ``var/secret`` (owner-only), so the embedded defaults
 themselves. The constant the source once used as a default is public and is refused.
 
 Each use has its own key derived from the secret (workbook identities, portal links, CSRF
-tokens, sessions), so a token of one kind can never pass for another. Long-lived tokens
+tokens), so a token of one kind can never pass for another. Long-lived tokens
 (workbooks and links sent to ministries) carry the *key id* of the secret that signed them; a
 rotated secret is configured with the old ones in ``MOU_PREVIOUS_SECRETS``, and what was sent
 before still verifies.
@@ -29,7 +29,6 @@ SECRET_FILE = "secret"
 WORKBOOK_IDENTITY = "workbook-identity"
 PORTAL_LINK = "portal-link"
 CSRF = "csrf"
-SESSION = "session"
 
 
 def derive_key(secret: str, purpose: str) -> bytes:

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     var_dir: Path = Field(default_factory=default_var_dir)
     # May hold a password: shown only through mou.store.database.display_url.
     database_url: str = Field(default="", repr=False)
-    # Signs workbook identities, portal links, CSRF tokens and sessions (mou.keyring). Unset:
+    # Signs workbook identities, portal links and CSRF tokens (mou.keyring). Unset:
     # a random secret generated on first start and kept in var/secret (owner-only).
     secret: str = Field(default="", repr=False)
     # Secrets used before a rotation: what they signed (workbooks, links) still verifies.

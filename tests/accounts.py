@@ -9,7 +9,8 @@ signed in as it (``tests/conftest.py`` gives this as the ``signed_in`` fixture).
         officer.user.name, officer.user.role         # who it is (audit rows name it)
 
 ``post_form`` takes the CSRF token from a dashboard page first (``csrf()``), as a browser
-would. ``make_user`` alone makes an account without a client.
+would. ``make_user`` alone makes an account without a client; ``bearer_headers(app, role)``
+gives the API's ``Authorization`` header of a new account.
 """
 
 from __future__ import annotations
@@ -98,3 +99,14 @@ def signed_in_client(
     response = sign_in(client, user.name, user.password)
     assert response.status_code == 303, (response.status_code, response.text[:300])
     return client
+
+
+def bearer_headers(app: Any, role: str = "officer", name: str | None = None) -> dict[str, str]:
+    """A new account of ``role`` and the ``Authorization`` header of an API token of it (as a
+    script gets one from ``POST /api/session``)."""
+    user = make_user(app.state.portal.settings, role, name)
+    response = TestClient(app).post(
+        "/api/session", json={"name": user.name, "password": user.password}
+    )
+    assert response.status_code == 200, response.text
+    return {"authorization": f"Bearer {response.json()['token']}"}

@@ -35,8 +35,7 @@ from mou.service.protocol import open_and_dispatch, reports_folder
 from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
-from mou.store.database import session_scope
-from mou.store.database import engine_for
+from mou.store.database import engine_for, session_scope
 from tests.accounts import PASSWORD, make_user, sign_in
 from tests.conftest import ENGINES, engine_database
 from tests.test_protocol import filled_return

@@ -409,14 +409,12 @@ def test_a_return_that_cannot_be_decided_is_set_aside_and_the_next_is_decided(
 
     # The Secretariat has been told, by email and on its dashboard.
     from mou.portal.server import create_app
-    from tests.test_portal import TestClient, login
+    from tests.accounts import signed_in_client
 
     alert = next(r.message for r in smtp.received if "cms.secretariat@example.org" in r.rcpt_tos)
     alert_text = alert.get_body(("plain",)).get_content()
     assert "tm.xlsx" in str(alert["Subject"]) and "TypeError" in alert_text
-    secretariat = service.model_copy(update={"secretariat_token": "a-dashboard-token-1234"})
-    client = TestClient(create_app(secretariat, ingest="thread"))
-    assert login(client, "a-dashboard-token-1234").status_code == 303
+    client = signed_in_client(create_app(service, ingest="thread"), "reader")
     dashboard = client.get("/dashboard?lang=ru").text
     assert "Отчеты, которые не удалось обработать" in dashboard
     assert f"/dashboard/submissions/{bad}/file" in dashboard and "tm.xlsx" in dashboard

@@ -75,7 +75,6 @@ def test_settings_never_show_a_secret(tmp_path: Path) -> None:
         secret="the-signing-secret-0001",
         previous_secrets=("the-old-signing-secret-1",),
         smtp_password="the-relay-password",
-        secretariat_token="the-dashboard-token-01",
         database_url="postgresql://mou:the-database-password@db.example.org/mou",
     )
     shown = repr(settings) + str(settings)
@@ -83,7 +82,6 @@ def test_settings_never_show_a_secret(tmp_path: Path) -> None:
         "the-signing-secret-0001",
         "the-old-signing-secret-1",
         "the-relay-password",
-        "the-dashboard-token-01",
         "the-database-password",
     ):
         assert secret not in shown

@@ -35,11 +35,10 @@ from mou.reporting.progress_summary import progress_summary_html, render_progres
 from mou.settings import Settings
 from mou.store.database import session_scope
 from tests import builders as b
+from tests.accounts import signed_in_client
 from tests.conftest import ENGINES, engine_database
-from tests.test_portal import TestClient, login
 
 DEADLINE = dt.date(2025, 3, 31)
-TOKEN = "secretariat-token-for-standing-tests-0123"
 # What the rule says of each state of the scenario: (outcome, timeliness, days late).
 EXPECTED: dict[str, tuple[str, str | None, int | None]] = {
     "KZ": ("accepted", "on_time", 0),
@@ -108,7 +107,7 @@ def world(
 
 
 def _world(root: Path, url: str) -> Iterator[World]:
-    settings = Settings(var_dir=root / "var", database_url=url, secretariat_token=TOKEN)
+    settings = Settings(var_dir=root / "var", database_url=url)
     app = None
     try:
         prepare_database(settings)
@@ -118,8 +117,7 @@ def _world(root: Path, url: str) -> Iterator[World]:
             status = cycle_status(session, cycle_id)
             consolidated = consolidate(session, cycle_id, forms_dir=settings.forms_dir)
         app = create_app(settings, ingest="thread")
-        client = TestClient(app)
-        assert login(client, TOKEN).status_code == 303
+        client = signed_in_client(app, "reader")
         page = client.get(f"/dashboard/cycles/{cycle_id}")
         assert page.status_code == 200
         yield World(

@@ -36,8 +36,16 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{1,59}")
 # 0.15 s per hash on one core. Tests swap in cheaper parameters (tests/conftest.py).
 PRODUCTION_HASHER = PasswordHasher()
 HASHER = PRODUCTION_HASHER
-# Verified when a name is unknown, so a wrong name costs as long as a wrong password.
-_UNKNOWN_USER_HASH = HASHER.hash("no such user: the time of a real verification")
+# A hash verified when a name is unknown, so a wrong name costs as long as a wrong password
+# (made once per hasher, when first needed: not at import).
+_unknown_user_hashes: dict[int, str] = {}
+
+
+def _unknown_user_hash() -> str:
+    key = id(HASHER)
+    if key not in _unknown_user_hashes:
+        _unknown_user_hashes[key] = HASHER.hash("no such user: the time of a real check")
+    return _unknown_user_hashes[key]
 
 
 class AccountRefused(Refused):
@@ -204,7 +212,7 @@ def authenticate(session: Session, name: str, password: str) -> Account | None:
     (one answer for every reason, so a failure tells nothing about which was wrong)."""
     user = _find(session, name) if len(password) <= MAX_PASSWORD_LENGTH else None
     if user is None:
-        verify_password(_UNKNOWN_USER_HASH, password)  # the same time as a known name
+        verify_password(_unknown_user_hash(), password)  # the same time as a known name
         return None
     if not verify_password(user.password_hash, password) or user.disabled_at is not None:
         return None

@@ -7,19 +7,21 @@ One module per purpose:
   it);
 - ``ministry``: a ministry's personal link: its pages, the template download, the upload and
   its refusals;
-- ``dashboard``: the secretariat's sign-in and dashboard pages;
+- ``signin``: the Secretariat's sign-in and sign-out (named accounts), and the dependencies
+  that give a route the signed-in account and check its role;
+- ``dashboard``: the secretariat's dashboard pages; ``accounts``: the admins' accounts page;
 - ``api``: the JSON API (/api, described at /openapi.json) and its response models;
 - ``shared``: what those share: the ``Portal`` (settings, templates, ingest, throttle), page
   rendering, CSRF forms, link resolution and ``PortalError``;
-- ``security``: headers (HSTS over https), error containment, CSRF tokens, the signed session,
-  the sign-in throttle (in the database) and the client behind trusted proxies, the size- and
-  time-limited body and spreadsheet sniffing;
+- ``security``: headers (HSTS over https), error containment, CSRF tokens, the sign-in
+  throttle (in the database, by client and by account name) and the client behind trusted
+  proxies, the size- and time-limited body and spreadsheet sniffing;
 - ``pages``: what the pages show, read from the database (no HTTP).
 
 Public API: ``create_app``, ``serve_portal_in_thread`` (in ``mou.portal.server``), and
 ``portal_token``, ``verify_portal_token``, ``portal_link``, ``request_email_paragraph`` (in
-``mou.cycle.links``). Only ``server``, ``shared``, ``ministry``, ``dashboard`` and ``api``
-import FastAPI, and this package loads them only when ``create_app`` or
+``mou.cycle.links``). Only ``server``, ``shared``, ``ministry``, ``signin``, ``dashboard``,
+``accounts`` and ``api`` import FastAPI, and this package loads them only when ``create_app`` or
 ``serve_portal_in_thread`` is asked for.
 """
 

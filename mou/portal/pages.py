@@ -304,3 +304,15 @@ def report_files(folder: Path) -> list[dict[str, Any]]:
                 }
             )
     return files
+
+
+def detail_text(value: Any) -> str:
+    """A value of an audit entry's details as one line: lists joined, a review comment as
+    ``field: text``, a mapping as ``key: value`` pairs."""
+    if isinstance(value, dict):
+        if "text" in value:
+            return f"{value.get('field') or '—'}: {value['text']}"
+        return ", ".join(f"{k}: {detail_text(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return "; ".join(detail_text(v) for v in value) or "—"
+    return "—" if value is None or value == "" else str(value)

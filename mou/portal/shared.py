@@ -35,6 +35,11 @@ MAX_ID = 2**31 - 1
 IngestMode = Literal["auto", "thread", "prefect"]
 
 
+def signed_scope(signed: SignedIn) -> str:
+    """The CSRF scope of a signed-in session's forms (``signin.read_form`` checks it)."""
+    return f"session:{signed.session_id}"
+
+
 class PortalError(Exception):
     """An answer that is a page (or JSON under /api): status, text keys, parameters."""
 
@@ -61,7 +66,7 @@ class PortalError(Exception):
 
 class Portal:
     """State shared by the routes: settings, templates, the inline ingest, the sign-in throttle
-    (of the dashboard's form and the API's token together)."""
+    (by client and account name, for the dashboard's form and the API together)."""
 
     def __init__(self, settings: Settings, ingest: IngestMode) -> None:
         self.settings = settings
@@ -130,6 +135,7 @@ class Portal:
             fmt_date=lambda day: pages.fmt_date(day, lang),
             fmt_moment=lambda moment: pages.fmt_moment(moment, lang),
             name=lambda names: pick(names, lang),
+            detail_text=pages.detail_text,
             language_names=LANGUAGE_NAMES,
             **context,
         )
@@ -140,7 +146,7 @@ class Portal:
     ) -> HTMLResponse:
         """A Secretariat page: the signed-in account in its toolbar (name, role, sign-out) and
         the CSRF token of its forms (bound to the session: ``signin.read_form`` checks it)."""
-        csrf, fresh = self.csrf(request, f"session:{signed.session_id}")
+        csrf, fresh = self.csrf(request, signed_scope(signed))
         context.setdefault("wide", True)
         response = self.render(
             request,
@@ -172,7 +178,7 @@ class Portal:
             others = [code for code in self.settings.languages if code != lang]
             frame: dict[str, Any] = {}
             if signed is not None and request is not None:
-                csrf, _ = self.csrf(request, f"session:{signed.session_id}")
+                csrf, _ = self.csrf(request, signed_scope(signed))
                 frame = {
                     "csrf": csrf,
                     "csrf_field": CSRF_FIELD,

@@ -30,7 +30,7 @@ from mou.accounts.roles import NotAllowed
 from mou.accounts.sessions import SESSION_SECONDS, SignedIn
 from mou.accounts.users import authenticate, has_users
 from mou.portal.security import CSRF_FIELD, SESSION_COOKIE
-from mou.portal.shared import Portal, PortalError
+from mou.portal.shared import Portal, PortalError, signed_scope
 from mou.store.database import session_scope
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -130,11 +130,6 @@ async def read_form(
         return {key: value for key, value in form.items() if isinstance(value, str)}
     finally:
         await form.close()
-
-
-def signed_scope(signed: SignedIn) -> str:
-    """The CSRF scope of a signed-in session's forms."""
-    return f"session:{signed.session_id}"
 
 
 def router(portal: Portal) -> APIRouter:

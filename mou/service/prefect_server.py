@@ -25,7 +25,7 @@ def server_environment(home: Path) -> dict[str, str]:
     """The embedded Prefect server's environment: the service's own settings left out.
 
     The server needs none of ``MOU_*``, and they hold the service's secrets (the signing
-    secret, passwords in the database URL and for SMTP, the dashboard token).
+    secret, passwords in the database URL and for SMTP).
     """
     env = prefect_environment(home)
     return {name: value for name, value in env.items() if not name.startswith("MOU_")}

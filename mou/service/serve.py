@@ -72,6 +72,14 @@ def _start_up_sweep(settings: Settings) -> None:
         )
 
 
+def _has_accounts(settings: Settings) -> bool:
+    from mou.accounts.users import has_users
+    from mou.store.database import session_scope
+
+    with session_scope(settings) as session:
+        return has_users(session)
+
+
 def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> None:
     os.environ.update(prefect_environment(settings.prefect_home, api_url))
     print("\n".join(banner(settings, api_url)), flush=True)
@@ -84,6 +92,12 @@ def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> Non
     stop_portal = portal(settings, ingest="thread")
     print(f"Portal:         {settings.portal_base_url or stop_portal.url}", flush=True)
     print(f"Dashboard:      {settings.portal_base_url or stop_portal.url}/dashboard")
+    if not _has_accounts(settings):
+        print(
+            "                no account yet: create the first admin with "
+            "`mou user add NAME --role admin`",
+            flush=True,
+        )
     if os.environ.get("MOU_SECRETARIAT_TOKEN"):
         print(
             "MOU_SECRETARIAT_TOKEN is no longer used: the Secretariat signs in with named "

@@ -365,7 +365,8 @@ class Answer(Base):
 
 
 class SignInFailure(Base):
-    """A wrong secretariat token offered by a client (sign-in form or API), while it counts.
+    """A failed sign-in (a wrong password on the form or ``/api/session``, an unknown bearer
+    token), while it counts: one row for the client and one for the account name tried.
 
     Kept in the project database, not in a process, so a restart does not forget them and every
     portal process sharing the database counts the same ones; rows older than the throttle's
@@ -375,7 +376,8 @@ class SignInFailure(Base):
     __tablename__ = "sign_in_failures"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # An IP address, or the /64 network of an IPv6 one (mou.portal.security.client_key).
+    # An IP address, or the /64 network of an IPv6 one (mou.portal.security.client_key), or
+    # "@" and an account name (name_key).
     client: Mapped[str] = mapped_column(String(64), index=True)
     failed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
 

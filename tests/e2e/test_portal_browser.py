@@ -24,6 +24,7 @@ from mou.portal.server import PortalServer, serve_portal_in_thread
 from mou.service.protocol import open_and_dispatch
 from mou.settings import Settings
 from mou.store.database import engine_for
+from tests.accounts import PASSWORD, make_user
 from tests.test_protocol import filled_return
 
 pytestmark = pytest.mark.timeout(300)
@@ -38,7 +39,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SECRETARIAT_TOKEN = "browser-test-secretariat-token-42"
+OFFICER = "olga.officer"
+ADMIN = "amir.admin"
 DECISION_MS = 60_000  # ingest runs in a child process with its own limits: allow for a slow CI
 
 
@@ -78,10 +80,10 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     root = tmp_path_factory.mktemp("portal-browser")
-    settings = Settings(var_dir=root / "var", portal_port=0).model_copy(
-        update={"secretariat_token": SECRETARIAT_TOKEN}
-    )
+    settings = Settings(var_dir=root / "var", portal_port=0)
     prepare_database(settings)
+    make_user(settings, "officer", OFFICER)
+    make_user(settings, "admin", ADMIN)
     cycle_id = open_and_dispatch(
         settings, "bukhara-deer", "2025-2026", dt.date(2027, 3, 31), states=["KZ", "UZ"]
     ).cycle_id
@@ -100,11 +102,14 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1180, "height": 900}, locale="en-GB")
     page = context.new_page()
     problems: list[str] = []
-    expected = "the server responded with a status of 401"  # the refused sign-in, on purpose
+    # The refused sign-in and the reader's refused page, on purpose.
+    expected = ("the server responded with a status of 401", "status of 403")
     page.on(
         "console",
         lambda msg: (
-            problems.append(msg.text) if msg.type == "error" and expected not in msg.text else None
+            problems.append(msg.text)
+            if msg.type == "error" and not any(e in msg.text for e in expected)
+            else None
         ),
     )
     page.on("pageerror", lambda error: problems.append(str(error)))
@@ -202,12 +207,16 @@ def test_secretariat_signs_in_and_sees_the_cycle(portal: Portal, page: Any) -> N
 
     page.goto(f"{portal.server.url}/dashboard")
     expect(page.locator("h1")).to_have_text("Secretariat sign-in")
-    page.get_by_label("Access token").fill("wrong token")
+    page.get_by_label("Account name").fill(OFFICER)
+    page.get_by_label("Password").fill("wrong password")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("alert")).to_have_text("The token is not correct.")
-    page.get_by_label("Access token").fill(SECRETARIAT_TOKEN)
+    expect(page.get_by_role("alert")).to_have_text("The account name or password is not correct.")
+    expect(page.get_by_label("Account name")).to_have_value(OFFICER)  # kept, not the password
+    page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("h1")).to_have_text("Reporting cycles")
+    expect(page.locator(".signed-in-as")).to_have_text(f"{OFFICER} · Officer")
+    expect(page.get_by_role("link", name="Accounts")).to_have_count(0)  # admins only
     page.get_by_role("link", name="Bukhara Deer MoU").click()
     expect(page.locator("h1")).to_contain_text("2025-2026")
     states = page.locator("#states-heading + .table-scroll tbody tr")
@@ -221,5 +230,62 @@ def test_secretariat_signs_in_and_sees_the_cycle(portal: Portal, page: Any) -> N
     expect(page.locator("#state-KZ .issue-list").first).to_contain_text("B23")
     expect(page.locator("#state-UZ")).to_contain_text(f"{portal.server.url}/r/1.UZ.")
     screenshot(page, "portal-dashboard.png")
+    expect(page.locator("#audit")).to_contain_text("No action has been recorded yet.")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "mou_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("h1")).to_have_text("Secretariat sign-in")
+    # Signed out for good: the old cookie, put back, opens nothing.
+    page.context.add_cookies([cookie])
+    page.goto(f"{portal.server.url}/dashboard")
+    expect(page.locator("h1")).to_have_text("Secretariat sign-in")
+
+
+def test_an_admin_adds_a_reader_who_can_look_but_not_act(
+    portal: Portal, browser: Any, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    for lang in ("en", "ru", "fr"):  # the sign-in page in each language
+        page.goto(f"{portal.server.url}/dashboard/login?lang={lang}")
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        screenshot(page, f"portal-sign-in-{lang}.png")
+    page.goto(f"{portal.server.url}/dashboard/login?lang=ru")
+    page.get_by_label("Имя учетной записи").fill(ADMIN)
+    page.get_by_label("Пароль").fill(PASSWORD)
+    page.get_by_role("button", name="Войти").click()
+    expect(page.locator("h1")).to_have_text("Отчетные циклы")
+    page.get_by_role("link", name="Учетные записи").click()
+    expect(page.locator("h1")).to_have_text("Учетные записи")
+    add = page.locator("#add-heading + form")
+    add.get_by_label("Имя учетной записи").fill("rita.reader")
+    add.get_by_label("Полное имя (необязательно)").fill("Рита Читаева")
+    add.get_by_label("Роль", exact=True).select_option("reader")
+    add.get_by_label("Пароль", exact=True).fill("a-password-for-rita")
+    add.get_by_label("Повторите пароль").fill("a-password-for-rita")
+    add.get_by_role("button", name="Добавить учетную запись").click()
+    expect(page.get_by_role("status")).to_have_text("Учетная запись rita.reader создана.")
+    expect(page.locator("#user-rita\\.reader")).to_contain_text("Наблюдатель")
+    expect(page.locator("#history-heading + .table-scroll")).to_contain_text(
+        "Создана учетная запись"
+    )
+    for lang in ("en", "ru", "fr"):
+        page.goto(f"{portal.server.url}/dashboard/users?lang={lang}")
+        screenshot(page, f"portal-users-{lang}.png")
+
+    # The reader, in a browser of their own, sees the cycles but may not manage accounts.
+    context = browser.new_context(viewport={"width": 1180, "height": 900}, locale="fr-FR")
+    reader = context.new_page()
+    try:
+        reader.goto(f"{portal.server.url}/dashboard/login?lang=fr")
+        reader.get_by_label("Nom du compte").fill("rita.reader")
+        reader.get_by_label("Mot de passe").fill("a-password-for-rita")
+        reader.get_by_role("button", name="Se connecter").click()
+        expect(reader.locator("h1")).to_have_text("Cycles de rapport")
+        expect(reader.locator(".signed-in-as")).to_have_text("rita.reader · Lecteur")
+        response = reader.goto(f"{portal.server.url}/dashboard/users?lang=fr")
+        assert response is not None and response.status == 403
+        expect(reader.locator("h1")).to_have_text("Non autorisé pour votre rôle")
+        screenshot(reader, "portal-not-allowed-fr.png")
+    finally:
+        context.close()

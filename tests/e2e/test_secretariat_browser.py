@@ -386,7 +386,7 @@ def test_an_officer_runs_a_late_cycle_to_publication(
     audit = page.locator("#audit table tbody")
     for label in (
         "Deadline extended",
-        "Excused from reporting",
+        "State excused",
         "Request sent again",
         "Return sent back for correction",
         "Return accepted by the Secretariat",
