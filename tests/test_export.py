@@ -68,7 +68,7 @@ def test_xlsx_never_writes_a_formula(session: Session, tmp_path: Path) -> None:
     cycle = _hostile_cycle(session)
     path = export_cycle(session, cycle.id, tmp_path / "export.xlsx")
     workbook = load_workbook(path)
-    assert workbook.sheetnames == ["answers", "status", "cycle"]
+    assert workbook.sheetnames == ["answers", "status", "cycle", "audit"]
     answers = workbook["answers"]
     header = [c.value for c in answers[1]]
     assert header[:7] == ["state", "state_name", "version", "field", "row", "column", "value"]

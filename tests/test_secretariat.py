@@ -24,6 +24,7 @@ from mou.cycle.reminders import send_reminders
 from mou.cycle.standing import cycle_status
 from mou.errors import Refused
 from mou.mail.delivery import deliver_pending
+from mou.reporting.export import export_cycle
 from mou.secretariat.cycles import (
     close_cycle,
     excuse_state,
@@ -36,9 +37,12 @@ from mou.secretariat.results import ActionResult
 from mou.secretariat.review import accept_return, return_for_correction
 from mou.service.actions import perform
 from mou.service.protocol import (
+    national_reports,
     open_and_dispatch,
     process_submission,
     receive_file,
+    render_stale_reports,
+    stale_national_reports,
     stale_reports,
 )
 from mou.settings import Settings
@@ -288,7 +292,7 @@ def test_accept_despite_warnings_and_errors(service: Settings, smtp: SmtpServer)
     assert cid in stale_reports(service)  # the reports must now say so
 
 
-def test_close_and_publish(service: Settings, smtp: SmtpServer) -> None:
+def test_close_and_publish(service: Settings, smtp: SmtpServer, tmp_path: Path) -> None:
     cid = cycle_id(service)
     submit(service, "UZ")
     closed = perform(service, lambda s: close_cycle(s, OFFICER, cid, "meeting held"))
@@ -315,12 +319,23 @@ def test_close_and_publish(service: Settings, smtp: SmtpServer) -> None:
     act(service, lambda s: publish(s, OFFICER, cid, ["reports", "national-reports"]))
     with session_scope(service) as session:
         assert sorted(r.kind for r in public_releases(session)) == ["national-reports", "reports"]
+    # Released national reports are made by whoever renders what is stale (here: the sweep's).
+    assert stale_national_reports(service) == [cid]
+    assert cid in render_stale_reports(service)
+    files = national_reports(service, cid)
+    assert sorted(files) == ["KZ", "UZ"]
+    assert sorted(p.name for p in files["UZ"]) == ["UZ-en.pdf", "UZ-ru.pdf"]
+    assert stale_national_reports(service) == []
     assert not act(service, lambda s: publish(s, OFFICER, cid, ["reports"])).changed
     act(service, lambda s: publish(s, OFFICER, cid, ["national-reports"], withdraw=True))
     with session_scope(service) as session:
         assert [r.kind for r in public_releases(session)] == ["reports"]
         rows = list_cycles(session)
     assert rows[0]["status"] == "closed" and rows[0]["counts"]["accepted"] == 2
+    with session_scope(service) as session:
+        exported = export_cycle(session, cid, tmp_path / "cycle.json", forms_dir=service.forms_dir)
+    audit = json.loads(exported.read_text(encoding="utf-8"))["audit"]
+    assert [entry["action"] for entry in audit][:2] == ["cycle.close", "review.accept"]
     assert [e.action for e in logged_actions_of(service, cid)] == [
         "cycle.close",
         "review.accept",

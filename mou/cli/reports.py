@@ -22,7 +22,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"cycle {data['cycle']}: {data['instrument']} {data['period']}, deadline {data['deadline']}"
     )
-    print(f"{'state':<6}{'request':<12}{'reminders':<22}{'returns':<9}{'outcome':<14}on time")
+    print(
+        f"{'state':<6}{'request':<12}{'reminders':<22}{'returns':<9}{'outcome':<24}{'on time':<8}"
+        "deadline"
+    )
     for s in data["states"]:
         requested = (s["requested"] or s["request_email"] or "-")[:10]
         reminders = ",".join(s["reminders"]) or "-"
@@ -30,10 +33,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         outcome = s["outcome"]
         if s["latest"]:
             outcome += f" v{s['latest']['version']}" if s["latest"]["version"] else ""
+        deadline = s["deadline"] + (" (extended)" if s["extended"] else "")
         print(
-            f"{s['state']:<6}{requested:<12}{reminders:<22}{s['submissions']:<9}{outcome:<14}{on_time}"
+            f"{s['state']:<6}{requested:<12}{reminders:<22}{s['submissions']:<9}{outcome:<24}"
+            f"{on_time:<8}{deadline}"
         )
-    summary = ", ".join(f"{k} {v}" for k, v in data["summary"].items())
+    summary = ", ".join(f"{k} {v}" for k, v in data["summary"].items() if v)
     print(summary)
     for s in data["states"]:
         for problem in s["mail_problems"]:

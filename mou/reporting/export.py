@@ -38,6 +38,8 @@ STATUS_COLUMNS = (
     "role",
     "request_reference",
     "request_sent",
+    "deadline",
+    "excused",
     "reminders_sent",
     "files_received",
     "first_received",
@@ -48,6 +50,7 @@ STATUS_COLUMNS = (
     "days_late",
     "outcome",
 )
+AUDIT_COLUMNS = ("at", "actor", "action", "state", "submission", "reason", "details")
 SUFFIXES = (".xlsx", ".csv", ".json")
 
 
@@ -103,6 +106,8 @@ def status_rows(consolidated: ConsolidatedCycle) -> list[dict[str, Any]]:
             "timeliness": s.timeliness,
             "days_late": s.days_late,
             "outcome": s.outcome,
+            "deadline": _iso(s.deadline),
+            "excused": s.excused,
         }
         for s in consolidated.states
     ]
@@ -136,6 +141,7 @@ def _write_json(consolidated: ConsolidatedCycle, path: Path) -> None:
         "cycle": cycle_summary(consolidated),
         "status": status_rows(consolidated),
         "answers": answer_rows(consolidated),
+        "audit": list(consolidated.audit),
     }
     path.write_text(
         json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -207,6 +213,15 @@ def _write_xlsx(consolidated: ConsolidatedCycle, path: Path) -> None:
         "cycle",
         ("key", "value"),
         [{"key": k, "value": "" if v is None else v} for k, v in summary.items()],
+        first=False,
+    )
+    sheet(
+        "audit",
+        AUDIT_COLUMNS,
+        [
+            {**entry, "details": json.dumps(entry["details"], ensure_ascii=False)}
+            for entry in consolidated.audit
+        ],
         first=False,
     )
     workbook.save(path)

@@ -515,17 +515,55 @@ def render_stale_reports(settings: Settings, rounds: int = 5) -> list[int]:
     failing: set[int] = set()
     for _ in range(rounds):
         stale = [cycle_id for cycle_id in stale_reports(settings) if cycle_id not in failing]
-        if not stale:
+        national = [c for c in stale_national_reports(settings) if c not in failing]
+        if not stale and not national:
             break
-        for cycle_id in stale:
+        for cycle_id in sorted(set(stale) | set(national)):
             try:
-                consolidate_and_render(settings, cycle_id)
+                if cycle_id in stale:
+                    consolidate_and_render(settings, cycle_id)
+                if cycle_id in national:
+                    render_national_reports(settings, cycle_id)
             except Exception:  # one cycle that cannot be rendered must not stop the others
-                log.exception("progress summaries of cycle %s not rendered", cycle_id)
+                log.exception("reports of cycle %s not rendered", cycle_id)
                 failing.add(cycle_id)
                 continue
             rendered.append(cycle_id)
     return rendered
+
+
+def stale_national_reports(settings: Settings) -> list[int]:
+    """Cycles whose national reports are released but not made from the returns that count."""
+    with session_scope(settings) as session:
+        released = session.scalars(
+            select(m.Publication.cycle_id).where(
+                m.Publication.kind == "national-reports", m.Publication.withdrawn_at.is_(None)
+            )
+        ).all()
+        stale = []
+        for cycle in session.scalars(
+            select(m.ReportingCycle).where(m.ReportingCycle.id.in_(set(released)))
+        ):
+            counted = {
+                code: submission_id
+                for submission_id, code in session.execute(
+                    select(m.Submission.id, m.RangeState.code)
+                    .join(m.RangeState, m.Submission.state_id == m.RangeState.id)
+                    .where(
+                        m.Submission.cycle_id == cycle.id,
+                        m.Submission.status == "accepted",
+                        m.Submission.superseded_by_id.is_(None),
+                    )
+                )
+            }
+            folder = reports_folder(settings, cycle) / NATIONAL
+            try:
+                made_from = json.loads((folder / "national.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                made_from = None
+            if made_from != counted:
+                stale.append(cycle.id)
+    return sorted(stale)
 
 
 NATIONAL = "national"  # sub-folder of a cycle's reports: each counted return's own summary
@@ -568,9 +606,13 @@ def render_national_reports(settings: Settings, cycle_id: int) -> list[Path]:
     return written
 
 
-def national_reports(settings: Settings, cycle: m.ReportingCycle) -> dict[str, list[Path]]:
+def national_reports(settings: Settings, cycle_id: int) -> dict[str, list[Path]]:
     """The national reports on disk for a cycle, by state code (what the public page lists)."""
-    folder = reports_folder(settings, cycle) / NATIONAL
+    with session_scope(settings) as session:
+        cycle = session.get(m.ReportingCycle, cycle_id)
+        if cycle is None:
+            return {}
+        folder = reports_folder(settings, cycle) / NATIONAL
     try:
         made_from = json.loads((folder / "national.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

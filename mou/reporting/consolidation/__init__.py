@@ -24,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from mou.accounts.audit import logged_actions
 from mou.cycle.standing import Outcome, Timeliness, cycle_standings
 from mou.errors import Refused
 from mou.forms.spec import load_form
@@ -193,4 +194,5 @@ def consolidate(
         species=tuple(
             SpeciesRef(s.code, s.scientific_name, dict(s.name)) for s in instrument.species
         ),
+        audit=tuple(e.as_dict() for e in logged_actions(session, cycle.id)),
     )

@@ -144,6 +144,8 @@ class SubmissionStatus:
     outcome: Outcome
     timeliness: Timeliness | None
     days_late: int | None
+    deadline: dt.date | None = None  # the state's own when extended
+    excused: bool = False
 
     @property
     def requested_at(self) -> dt.datetime | None:
@@ -169,6 +171,8 @@ class SubmissionStatus:
             outcome=standing.outcome,
             timeliness=standing.timeliness,
             days_late=standing.days_late,
+            deadline=standing.deadline,
+            excused=standing.excused,
         )
 
 
@@ -367,6 +371,8 @@ class ConsolidatedCycle:
     narratives: tuple[Narrative, ...]
     data_quality: DataQuality
     species: tuple[SpeciesRef, ...] = field(default=())
+    # The Secretariat's actions on the cycle (mou.accounts.audit), exported with it.
+    audit: tuple[dict[str, Any], ...] = field(default=())
 
     def status_of(self, state_code: str) -> SubmissionStatus:
         for status in self.states:
