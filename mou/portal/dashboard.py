@@ -97,10 +97,6 @@ def router(portal: Portal) -> APIRouter:
                 "summary": status["summary"],
             }
             reports = pages.report_files(reports_folder(settings, cycle))
-            national = {
-                code: [path.name for path in paths]
-                for code, paths in national_reports(settings, cycle).items()
-            }
             released = {kind: current_release(session, cycle_id, kind) for kind in KINDS}
             releases = {
                 kind: (row.released_at, row.released_by) if row else None
@@ -111,6 +107,10 @@ def router(portal: Portal) -> APIRouter:
         for entry in log:
             if entry.state:
                 by_state_log.setdefault(entry.state, []).append(entry)
+        national = {
+            code: [path.name for path in paths]
+            for code, paths in national_reports(settings, cycle_id).items()
+        }
         response = portal.render_dashboard(
             request,
             "cycle.html",
@@ -139,13 +139,9 @@ def router(portal: Portal) -> APIRouter:
         request: Request, signed: Signed, name: str, cycle_id: int = Path(ge=1, le=MAX_ID)
     ) -> Response:
         lang = portal.lang_of(request)
-        with session_scope(settings) as session:
-            cycle = session.get(m.ReportingCycle, cycle_id)
-            if cycle is None:
-                raise PortalError(404, "not_found", lang=lang)
-            listed = {
-                p.name: p for paths in national_reports(settings, cycle).values() for p in paths
-            }
+        listed = {
+            p.name: p for paths in national_reports(settings, cycle_id).values() for p in paths
+        }
         if name not in listed or not listed[name].is_file():
             raise PortalError(404, "not_found", lang=lang)
         return FileResponse(

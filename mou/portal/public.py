@@ -48,18 +48,20 @@ class ReleasedCycle:
     kinds: list[ReleasedKind] = field(default_factory=list)
 
 
-def released_files(settings: Settings, cycle: m.ReportingCycle, kind: str) -> list[ReleasedFile]:
-    """The PDFs of one kind of a cycle's release that exist on disk."""
+def released_files(
+    settings: Settings, cycle_id: int, folder: FilePath, languages: list[str], kind: str
+) -> list[ReleasedFile]:
+    """The PDFs of one kind of a cycle's release that exist on disk (``folder``: the cycle's
+    reports folder; ``languages``: its instrument's)."""
     if kind == "reports":
-        folder = reports_folder(settings, cycle)
         found = []
-        for language in cycle.instrument.languages:
+        for language in languages:
             path = folder / f"progress-summary-{language}.pdf"
             if path.is_file() and not path.is_symlink():
                 found.append(ReleasedFile(path.name, language, None, path))
         return found
     files = []
-    for code, paths in national_reports(settings, cycle).items():
+    for code, paths in national_reports(settings, cycle_id).items():
         for path in paths:
             language = path.stem.rsplit("-", 1)[-1]
             if path.is_file() and not path.is_symlink():
@@ -70,6 +72,7 @@ def released_files(settings: Settings, cycle: m.ReportingCycle, kind: str) -> li
 def releases(settings: Settings) -> list[ReleasedCycle]:
     """Every cycle with a release, newest first, with its released files."""
     cycles: dict[int, ReleasedCycle] = {}
+    places: dict[int, tuple[FilePath, list[str]]] = {}
     with session_scope(settings) as session:
         for release in public_releases(session):
             cycle = session.get(m.ReportingCycle, release.cycle_id)
@@ -84,10 +87,16 @@ def releases(settings: Settings) -> list[ReleasedCycle]:
                     period=cycle.period,
                     state_names={r.state.code: dict(r.state.name) for r in cycle.requests},
                 )
-            entry.kinds.append(
-                ReleasedKind(
-                    release.kind, release.released_at, released_files(settings, cycle, release.kind)
+                places[cycle.id] = (
+                    reports_folder(settings, cycle),
+                    list(cycle.instrument.languages),
                 )
+            entry.kinds.append(ReleasedKind(release.kind, release.released_at, []))
+    for entry in cycles.values():  # the files are looked for once the session is over
+        folder, languages = places[entry.cycle_id]
+        for released in entry.kinds:
+            released.files = released_files(
+                settings, entry.cycle_id, folder, languages, released.kind
             )
     return list(cycles.values())
 
