@@ -58,7 +58,7 @@ class Service:
         return self.server.url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # one Playwright at a time: the other browser test has its own
 def browser() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         _missing(f"{CHROMIUM} is not installed (apt-get install chromium)")
