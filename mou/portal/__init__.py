@@ -25,8 +25,8 @@ One module per purpose:
 Public API: ``create_app``, ``serve_portal_in_thread`` (in ``mou.portal.server``), and
 ``portal_token``, ``verify_portal_token``, ``portal_link``, ``request_email_paragraph`` (in
 ``mou.cycle.links``). Only ``server``, ``shared``, ``ministry``, ``signin``, ``dashboard``,
-``accounts``, ``cycle_actions``, ``public`` and ``api`` import FastAPI, and this package loads them only when ``create_app`` or
-``serve_portal_in_thread`` is asked for.
+``accounts``, ``cycle_actions``, ``public`` and ``api`` import FastAPI, and this package loads
+them only when ``create_app`` or ``serve_portal_in_thread`` is asked for.
 """
 
 from __future__ import annotations

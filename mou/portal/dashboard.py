@@ -43,9 +43,17 @@ def router(portal: Portal) -> APIRouter:
         with session_scope(settings) as session:
             cycles = pages.cycles_overview(session)
             set_aside = pages.set_aside_submissions(session)
-        return portal.render_dashboard(
-            request, "dashboard.html", lang, signed, cycles=cycles, set_aside=set_aside
+        response = portal.render_dashboard(
+            request,
+            "dashboard.html",
+            lang,
+            signed,
+            cycles=cycles,
+            set_aside=set_aside,
+            notice=read_notice(settings, request),
         )
+        forget_notice(response)
+        return response
 
     @routes.get("/dashboard/cycles/{cycle_id}", include_in_schema=False)
     def dashboard_cycle(
