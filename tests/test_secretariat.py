@@ -146,6 +146,15 @@ def test_extend_excuse_and_reminders_follow(service: Settings, smtp: SmtpServer)
             f"reminder:{cid}:KZ:2027-05-31:due"
         ]
     deliver_pending(service)
+    [due] = [
+        mail
+        for mail in new_mail(smtp, 0)
+        if "Казахстан" in str(mail["Subject"]) and "сегодня" in str(mail["Subject"])
+    ]
+    # Names the instrument, the state and the reference; carries the personal link.
+    assert str(due["Subject"]).startswith("Меморандум") and "/KZ)" in str(due["Subject"])
+    assert addresses(due["To"]) == ["environment.kz@example.org"]
+    assert "/r/" in due.get_body(("plain",)).get_content()
 
     # The whole cycle later: every state not excused and still held to the old date is told.
     seen = len(smtp.received)
@@ -384,4 +393,41 @@ def test_the_command_line_runs_the_same_actions(
     [entry] = json.loads(out)
     assert entry["action"] == "state.excuse" and entry["actor"].startswith("cli")
     assert entry["state"] == "AF" and entry["reason"] == "no contact"
+
+    # The rest of a late cycle; each step run twice: the second changes and sends nothing.
+    uz = submit(service, "UZ")
+    kz = submit(service, "KZ", reporting_institution=None)
+    seen = len(smtp.received)
+    steps = [
+        ("cycle", "extend", cid, "--deadline", "2027-05-31", "--state", "KZ", "--reason", "nv"),
+        ("request", "resend", cid, "--state", "TJ", "--reason", "never came"),
+        ("review", "return", uz, "--comment", "national_total: check the sum", "--comment", "Sign"),
+        ("review", "accept", kz, "--reason", "confirmed by phone", "--waive", "required"),
+        ("cycle", "close", cid, "--reason", "meeting held"),
+        ("publish", cid, "--reports", "--national-reports"),
+    ]
+    for step in steps:
+        code, out, err = mou(*map(str, step), "--json")
+        assert code == 0 and json.loads(out)["changed"], (step, err)
+        code, out, err = mou(*map(str, step))
+        assert code == 0 and out.startswith("nothing to do"), (step, out, err)
+    # The notice of the extension, the request sent again, the comments: once each.
+    assert len(smtp.received) == seen + 3
+    code, out, _ = mou("status", str(cid), "--json")
+    states = {s["state"]: s for s in json.loads(out)["states"]}
+    assert json.loads(out)["status"] == "closed"
+    assert states["KZ"]["outcome"] == "accepted" and states["KZ"]["deadline"] == "2027-05-31"
+    assert states["UZ"]["outcome"] == "correction requested"
+    assert states["AF"]["outcome"] == "excused"
+    code, out, _ = mou("audit", str(cid), "--json")
+    assert [e["action"] for e in json.loads(out)] == [
+        "state.excuse",
+        "state.extend",
+        "request.resend",
+        "review.return",
+        "review.accept",
+        "cycle.close",
+        "publication.release",
+        "publication.release",
+    ]
     get_settings.cache_clear()

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from mou.catalogue.addressbook import ministries_of
 from mou.cycle.context import template_for
+from mou.cycle.links import request_email_paragraph
 from mou.cycle.rules import Step, step_due
 from mou.cycle.standing import state_deadline
 from mou.i18n.languages import pick
@@ -113,7 +114,17 @@ def _remind(
         to=to,
         cc=cc,
         subject=texts.email(f"reminder_subject_{step.text}", **params),
-        body_text=texts.email(f"reminder_body_{step.text}", **params),
+        # The personal link, made for the deadline the state is held to now.
+        body_text=texts.email(f"reminder_body_{step.text}", **params)
+        + "\n\n"
+        + request_email_paragraph(
+            settings,
+            cycle.id,
+            request.state.code,
+            language,
+            deadline=deadline,
+            state_name=params["state"],
+        ),
         attachments=attachments,
         cycle_id=cycle.id,
         state_id=request.state_id,
