@@ -468,7 +468,11 @@ def _generate(settings: Any, cycles: dict[str, int], count: int, errors_every: i
             for request in session.scalars(
                 select(m.ReportRequest).filter_by(cycle_id=cycle_id).order_by(m.ReportRequest.id)
             ):
-                authorities = {a.kind: a.email for a in request.state.authorities}
+                authorities = {
+                    a.kind: a.email
+                    for a in request.state.authorities
+                    if a.species_code is None and a.disabled_at is None
+                }
                 sender = authorities.get("focal_point") or authorities.get("focal_ministry")
                 pairs.append((instrument, cycle_id, request.state.code, sender))
     returns = []

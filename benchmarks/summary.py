@@ -19,7 +19,15 @@ HERE = Path(__file__).resolve().parent
 FIGURES = HERE / "results"
 TABLE = HERE / "RESULTS.md"
 # Order of the issue's list (issue 7), then anything else.
-ORDER = ["read_validate", "intake", "latency", "report_render", "hostile", "distributed"]
+ORDER = [
+    "read_validate",
+    "intake",
+    "latency",
+    "mailbox",
+    "report_render",
+    "hostile",
+    "distributed",
+]
 LIBRARIES = ("openpyxl", "sqlalchemy", "psycopg", "prefect", "weasyprint", "jinja2")
 
 

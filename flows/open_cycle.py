@@ -22,8 +22,9 @@ def open_cycle_flow(
 ) -> int:
     """Open ``instrument``'s cycle; without a period, the one that ended before today."""
     settings = get_settings()
+    day = scheduled_day()
     if period is None or deadline is None:
-        period, deadline = cycle_for_run(instrument, scheduled_day(), settings)
+        period, deadline = cycle_for_run(instrument, day, settings)
     logger = get_run_logger()
     opening = open_and_dispatch(
         settings,
@@ -32,6 +33,7 @@ def open_cycle_flow(
         deadline,
         states,
         progress=lambda done, total, state: logger.info("request %s/%s: %s", done, total, state),
+        today=day,
     )
     create_table_artifact(
         key=f"cycle-{opening.cycle_id}-requests",

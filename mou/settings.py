@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,10 @@ class Settings(BaseSettings):
     # Secrets used before a rotation: what they signed (workbooks, links) still verifies.
     previous_secrets: tuple[str, ...] = Field(default=(), repr=False)
     languages: tuple[str, ...] = LANGUAGES
+    # The CAMI summary's annex names each focal point's state and function only; true, it
+    # also prints their names and email addresses (personal data: only once the Secretariat
+    # publishes them, as CAMI programme of work 4.1.2 and 4.1.3 foresee).
+    publish_focal_points: bool = False
 
     # Embedded Prefect server started by `mou serve` unless PREFECT_API_URL is set.
     prefect_host: str = "127.0.0.1"
@@ -56,6 +61,21 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_timeout: float = 10.0
     mail_from: str = "cms.secretariat@example.org"
+
+    # The Secretariat's mailbox, read as an intake channel (mou.mailbox). Unset host: off.
+    imap_host: str = ""
+    imap_port: int = 0  # 0: 993 with ssl, else 143
+    imap_user: str = ""
+    imap_password: str = Field(default="", repr=False)
+    imap_security: Literal["ssl", "starttls", "none"] = "ssl"
+    imap_folder: str = "INBOX"
+    # Where read messages are moved once what they brought is committed.
+    imap_processed_folder: str = "Processed"
+    # Seconds between looks when the server offers no IDLE (and the longest IDLE wait).
+    imap_poll_seconds: float = Field(default=60.0, gt=0)
+    imap_timeout: float = Field(default=30.0, gt=0)
+    # Supporting documents (plans, maps, legal texts) kept beside a return: each at most this.
+    max_document_bytes: int = 20 * 1024 * 1024
 
     # Limits for untrusted workbooks.
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -92,6 +112,10 @@ class Settings(BaseSettings):
     def model_post_init(self, context: object) -> None:
         if not self.secret:
             self.secret = load_or_create_secret(self.var_dir)
+
+    @property
+    def effective_imap_port(self) -> int:
+        return self.imap_port or (993 if self.imap_security == "ssl" else 143)
 
     @property
     def keyring(self) -> Keyring:

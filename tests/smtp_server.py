@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass
 from email import policy
@@ -61,7 +62,13 @@ class Collector:
 
 
 class _EphemeralController(Controller):
-    """Binds the port the OS gives (port 0) and reads it back before aiosmtpd's self-check."""
+    """Binds the port the OS gives (port 0) and reads it back before aiosmtpd's self-check;
+    with SO_REUSEPORT, so it can bind while ``SmtpServer`` still holds the port (below)."""
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(
+            self._factory_invoker, host=self.hostname, port=self.port, reuse_port=True
+        )
 
     def _trigger_server(self) -> None:
         if self.port == 0 and self.server is not None:
@@ -70,13 +77,19 @@ class _EphemeralController(Controller):
 
 
 class SmtpServer:
-    """Start, stop and restart (on the same port) a collecting SMTP server on 127.0.0.1."""
+    """Start, stop and restart (on the same port) a collecting SMTP server on 127.0.0.1.
+
+    Stopped, it keeps its port bound but not listening: connections are refused, as by a relay
+    that is down, and no other process can take the port before it starts again (a released
+    port is soon given to someone else's port 0 on a busy machine).
+    """
 
     def __init__(self, *, credentials: tuple[str, str] | None = None) -> None:
         self.collector = Collector()
         self.credentials = credentials
         self.port = 0
         self._controller: Controller | None = None
+        self._held: socket.socket | None = None
 
     def _authenticate(
         self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
@@ -102,9 +115,17 @@ class SmtpServer:
         controller.start()
         self.port = controller.port
         self._controller = controller
+        if self._held is not None:  # listening again: the placeholder can go
+            self._held.close()
+            self._held = None
 
     def stop(self) -> None:
         if self._controller is not None:
+            if self._held is None:
+                held = socket.socket()
+                held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                held.bind(("127.0.0.1", self.port))  # bound, never listening
+                self._held = held
             self._controller.stop()
             self._controller = None
 

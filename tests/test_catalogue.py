@@ -34,7 +34,15 @@ def test_upgrade_creates_schema_and_is_idempotent(settings: Settings) -> None:
     counts = _row_counts(settings)
     second = prepare_database(settings)
 
-    assert first == second == {"instruments": 2, "states": 14, "species": 15, "activities": 121}
+    catalogue = {"instruments": 2, "states": 14, "species": 15, "activities": 121, "contacts": 47}
+    assert {k: v for k, v in first.items() if not k.startswith("contacts_")} == catalogue
+    assert len(first["contacts_added"]) == 47
+    assert second == {
+        **catalogue,
+        "contacts_added": [],
+        "contacts_disabled": [],
+        "contacts_enabled": [],
+    }
     assert _row_counts(settings) == counts
     tables = set(inspect(get_engine(settings)).get_table_names())
     assert set(m.Base.metadata.tables) <= tables

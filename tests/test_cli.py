@@ -124,6 +124,29 @@ def test_refusals_are_one_line_and_exit_1(workdir: Path) -> None:
         result = mou(workdir, *args)
         assert result.returncode == 1, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # Cycle 1 (bukhara-deer 2025-2026, all states, deadline 2027-03-31) exists: opening it
+    # with another deadline or another state changes nothing and names what does.
+    moved = mou(
+        workdir,
+        "cycle",
+        "open",
+        "bukhara-deer",
+        "--period",
+        "2025-2026",
+        "--deadline",
+        "2027-04-30",
+    )
+    assert moved.returncode == 1 and len(moved.stderr.strip().splitlines()) == 1
+    assert "deadline 2027-03-31" in moved.stderr
+    assert "mou cycle extend 1 --deadline 2027-04-30 --reason" in moved.stderr
+    early = mou(
+        workdir, "cycle", "open", "cami", "--period", "2024-2026", "--deadline", "2026-01-31"
+    )
+    assert early.returncode == 1 and "before today" in early.stderr
+    future = mou(
+        workdir, "cycle", "open", "cami", "--period", "2031-2032", "--deadline", "2033-06-30"
+    )
+    assert future.returncode == 1 and "has not started" in future.stderr
     # Cycle 1 is a Bukhara cycle: a CAMI template for it would be the wrong workbook.
     wrong = mou(workdir, "template", "cami", "KZ", "--cycle", "1", "--lang", "ru", "-o", "c.xlsx")
     assert wrong.returncode == 1 and "is a bukhara-deer cycle" in wrong.stderr

@@ -211,7 +211,14 @@ def test_running_again_adds_nothing(first: Run) -> None:
 def test_refuses_a_database_with_other_cycles(sqlite_settings: Settings) -> None:
     prepare_database(sqlite_settings)
     with session_scope(sqlite_settings) as session:
-        open_cycle(session, sqlite_settings, "bukhara-deer", "2023-2024", dt.date(2025, 3, 31))
+        open_cycle(
+            session,
+            sqlite_settings,
+            "bukhara-deer",
+            "2023-2024",
+            dt.date(2025, 3, 31),
+            today=dt.date(2025, 1, 15),
+        )
     with pytest.raises(Refused, match="bukhara-deer 2023-2024"):
         run_demo(sqlite_settings, today=TODAY)
     assert count(sqlite_settings, m.OutboxMessage) == 0

@@ -9,6 +9,7 @@ import re
 import resource
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from msoffcrypto.format.ooxml import OOXMLFile
@@ -230,6 +231,11 @@ def word_document(env):
     return buffer.getvalue()
 
 
+def workbook_outside_xl(env):
+    # Excel and openpyxl open it (they follow _rels/.rels); no spreadsheet program writes it.
+    return (Path(__file__).parent / "fixtures" / "real-xlsx" / "wtf_path.xlsx").read_bytes()
+
+
 def _cycle_template(env: Env, period: str, after: Callable[[m.ReportingCycle], None]) -> bytes:
     with session_scope(env.settings) as session:
         cycle = open_cycle(session, env.settings, "bukhara-deer", period, dt.date(2030, 3, 1)).cycle
@@ -405,6 +411,7 @@ CORPUS = [
     (open_document, "rejected", "ods", "OpenDocument"),
     (empty_workbook, "rejected", "no_identity", "not a reporting template"),
     (word_document, "rejected", "not_a_workbook", "not an Excel workbook"),
+    (workbook_outside_xl, "rejected", "unusual_layout", "save it as Excel Workbook"),
     (outdated_version, "rejected", "outdated_form", "version 1"),
     (closed_cycle, "rejected", "cycle_closed", "closed"),
     (unknown_cycle, "rejected", "unknown_cycle", "does not know"),

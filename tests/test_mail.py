@@ -114,6 +114,7 @@ def test_same_key_twice_is_one_row_and_one_email(
         "sent": 0,
         "partial": 0,
         "failed": 0,
+        "bounced": 0,
     }
 
     report = deliver_pending(relay(settings, smtp))
@@ -130,6 +131,7 @@ def test_same_key_twice_is_one_row_and_one_email(
         "sent": 1,
         "partial": 0,
         "failed": 0,
+        "bounced": 0,
     }
     assert outbox_summary(session, cycle_id=99) == dict.fromkeys(outbox_summary(session), 0)
 
@@ -404,6 +406,7 @@ def test_which_failures_are_retried(
         "sent": 2,
         "partial": 1,
         "failed": 2,
+        "bounced": 0,
     }
 
 
@@ -519,6 +522,7 @@ def test_a_relay_down_for_a_weekend_loses_no_mail(
 def test_a_claim_of_a_sender_that_died_on_this_machine_is_sent_again_at_once(
     session: Session, settings: Settings, smtp: SmtpServer
 ) -> None:
+    import os
     import socket
     import subprocess
     import sys
@@ -526,6 +530,7 @@ def test_a_claim_of_a_sender_that_died_on_this_machine_is_sent_again_at_once(
     from mou.mail import delivery
 
     smtp_settings = relay(settings, smtp)
+    here, namespace = socket.gethostname(), delivery._pid_namespace()
     row = enqueue(session, settings, "receipt:7")
     session.commit()
     gone = subprocess.run(
@@ -540,7 +545,9 @@ def test_a_claim_of_a_sender_that_died_on_this_machine_is_sent_again_at_once(
         .where(m.OutboxMessage.id == row.id)
         .values(
             status="sending",
-            claimed_by=f"{socket.gethostname()}:{gone}:1:{delivery._pid_namespace()}",
+            # This test's own PID with another start time: the PID of a sender that died,
+            # now another process's (whatever the machine does with PIDs meanwhile).
+            claimed_by=f"{here}:{os.getpid()}:1:{namespace}:1",
             claimed_at=t0 - dt.timedelta(seconds=20),
             attempts=1,
         )
@@ -548,6 +555,11 @@ def test_a_claim_of_a_sender_that_died_on_this_machine_is_sent_again_at_once(
     session.commit()
     # The service restarts within a minute: the dead claim is not left for 15 minutes.
     assert deliver_pending(smtp_settings, now=t0).sent_message_ids == [row.message_id]
+    # A live claimant is not gone; one whose PID no process holds, or a later one, is.
+    assert not delivery.claimant_gone(delivery._default_worker())
+    started = delivery._process_start(os.getpid())
+    assert not delivery.claimant_gone(f"{here}:{os.getpid()}:1:{namespace}:{started}")
+    assert delivery.claimant_gone(f"{here}:{gone}:1:{namespace}:{started}")
     # The same host and process id in another PID namespace (a container) is not judged.
-    assert not delivery.claimant_gone(f"{socket.gethostname()}:{gone}:1:another-namespace")
-    assert not delivery.claimant_gone(f"{socket.gethostname()}:{gone}:1")
+    assert not delivery.claimant_gone(f"{here}:{gone}:1:another-namespace")
+    assert not delivery.claimant_gone(f"{here}:{gone}:1")

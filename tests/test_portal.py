@@ -98,7 +98,12 @@ def _env(root: Path, url: str) -> Iterator[Env]:
             settings, "bukhara-deer", "2025-2026", DEADLINE, states=["KZ", "UZ"]
         ).cycle_id
         closed = open_and_dispatch(
-            settings, "bukhara-deer", "2023-2024", dt.date(2025, 3, 31), states=["KZ"]
+            settings,
+            "bukhara-deer",
+            "2023-2024",
+            dt.date(2025, 3, 31),
+            states=["KZ"],
+            today=dt.date(2025, 1, 15),
         ).cycle_id
         with session_scope(settings) as session:
             cycle = session.get(m.ReportingCycle, closed)

@@ -86,6 +86,46 @@ def test_requests_go_to_foreign_affairs_with_copy_to_focal_ministry_once(
     assert str(uz["Subject"]).startswith("Бухарский") or "запрос" in str(uz["Subject"]).lower()
 
 
+def test_opening_again_with_another_deadline_or_more_states_is_refused(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    from mou.errors import Refused
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, states=["KZ"])
+    later = DEADLINE + dt.timedelta(days=30)
+    with pytest.raises(Refused, match=f"mou cycle extend {cycle.cycle_id} --deadline {later}"):
+        open_and_dispatch(service, "bukhara-deer", "2025-2026", later, states=["KZ"])
+    with pytest.raises(Refused, match=r"does not ask UZ.*--states KZ"):
+        open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, states=["KZ", "UZ"])
+    for states in (["KZ"], None):  # the same states, or its own: nothing new, no refusal
+        again = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE, states=states)
+        assert not again.created and again.already == ["KZ"] and again.dispatched == []
+    with session_scope(service) as session:
+        opened = session.get(m.ReportingCycle, cycle.cycle_id)
+        assert opened.deadline == DEADLINE and len(opened.requests) == 1
+    assert len(smtp.received) == 1
+
+
+def test_a_new_cycle_needs_a_begun_period_and_a_deadline_not_before_today(
+    service: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mou import clock
+    from mou.errors import Refused
+
+    monkeypatch.setattr(clock, "utcnow", lambda: dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC))
+    with pytest.raises(Refused, match=r"deadline 2026-11-30 is before today \(2026-12-01\)"):
+        open_and_dispatch(service, "bukhara-deer", "2025-2026", dt.date(2026, 11, 30))
+    with pytest.raises(Refused, match="period 2027-2028 has not started"):
+        open_and_dispatch(service, "bukhara-deer", "2027-2028", dt.date(2029, 3, 31))
+    assert count(service, m.ReportingCycle) == 0
+    # The date of the request is given (the demo, a scheduled run): the same rules on it.
+    opened = open_and_dispatch(
+        service, "bukhara-deer", "2023-2024", dt.date(2025, 3, 31), today=dt.date(2025, 1, 15)
+    )
+    assert opened.created
+    assert open_and_dispatch(service, "bukhara-deer", "2025-2026", dt.date(2026, 12, 1)).created
+
+
 def test_relay_down_during_dispatch_then_each_request_arrives_once(
     service: Settings, smtp: SmtpServer
 ) -> None:
@@ -637,6 +677,36 @@ def test_summaries_out_of_date_are_rendered_again_from_the_database(service: Set
     assert not list(folder.glob(".*partial"))  # no half-written file left behind
 
 
+def test_consolidation_runs_of_two_cycles_at_once_both_render_and_a_repeat_renders_nothing(
+    service: Settings,
+) -> None:
+    from mou.service.protocol import render_if_stale, stale_reports
+
+    bukhara = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    cami = open_and_dispatch(service, "cami", "2024-2026", DEADLINE, states=["KZ"]).cycle_id
+    kz, _ = receive_file(service, filled_return(service, bukhara, "KZ"), filename="kz.xlsx")
+    assert process_submission(service, kz).status == "accepted"
+    with session_scope(service) as session:
+        data = synthetic_cami_return(service, session, cami)
+    cami_return, _ = receive_file(service, data, filename="kz-cami.xlsx")
+    assert process_submission(service, cami_return).status == "accepted"
+    assert stale_reports(service) == [bukhara, cami]
+
+    written: dict[int, list[Path]] = {}
+    runs = [
+        threading.Thread(target=lambda c=c: written.setdefault(c, render_if_stale(service, c)))
+        for c in (bukhara, cami)
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=300)
+    assert sorted(written) == [bukhara, cami] and all(written.values())
+    assert stale_reports(service) == []
+    # Another run of the same burst finds the summaries up to date and renders nothing.
+    assert render_if_stale(service, bukhara) == []
+
+
 def test_a_return_decided_after_a_later_one_is_not_said_to_count(
     service: Settings, smtp: SmtpServer
 ) -> None:
@@ -664,6 +734,76 @@ def test_a_return_decided_after_a_later_one_is_not_said_to_count(
     body = receipt.get_body(("plain",)).get_content()
     assert "заменяет" in str(receipt["Subject"]) and "kz-second.xlsx" in body
     assert "принят как версия" not in body
+
+
+def versions(settings: Settings, *ids: int) -> list[int | None]:
+    with session_scope(settings) as session:
+        return [session.get(m.Submission, i).version for i in ids]
+
+
+def test_versions_follow_the_order_returns_were_received_not_decided(service: Settings) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    first, second, third = (
+        receive_file(
+            service,
+            filled_return(service, cycle, "KZ", national_total=1700 + n),
+            filename=f"kz-{n}.xlsx",
+        )[0]
+        for n in range(3)
+    )
+    assert process_submission(service, second).version == 1
+    late = process_submission(service, first)  # received first, decided after the second
+    assert late.status == "accepted" and late.version is None  # it never counted
+    assert process_submission(service, third).version == 2
+    assert versions(service, first, second, third) == [None, 1, 2]
+    with session_scope(service) as session:
+        assert session.get(m.Submission, first).superseded_by_id == second
+        assert session.get(m.Submission, second).superseded_by_id == third
+
+
+def test_two_deciders_of_one_state_at_once_number_in_the_order_received(
+    service: Settings,
+) -> None:
+    """Both deciders wait for the request's lock (held here) and then take turns: the one that
+    comes second sees the first's committed decision, whichever of the two it is."""
+    from mou.store.database import begin_sqlite_transaction
+    from tests.test_mail import _wait_until_blocked
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    ids = [
+        receive_file(
+            service,
+            filled_return(service, cycle, "UZ", national_total=1500 + n),
+            filename=f"uz-{n}.xlsx",
+        )[0]
+        for n in range(2)
+    ]
+    errors: list[BaseException] = []
+
+    def decide(submission_id: int) -> None:
+        try:
+            with session_scope(service) as other:
+                intake.ingest_submission(other, service, submission_id)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with session_scope(service) as session:
+        begin_sqlite_transaction(session, immediate=True)
+        session.execute(
+            select(m.ReportRequest)
+            .join(m.RangeState)
+            .where(m.ReportRequest.cycle_id == cycle, m.RangeState.code == "UZ")
+            .with_for_update()
+        ).one()
+        threads = [threading.Thread(target=decide, args=(i,)) for i in reversed(ids)]
+        for thread in threads:
+            thread.start()
+        _wait_until_blocked(service, threads, waiting=2)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert versions(service, *ids) in ([1, 2], [None, 1])
+    assert count(service, m.Submission, status="accepted") == 2
 
 
 def test_a_drop_over_the_size_the_service_keeps_is_refused_with_a_note(
@@ -727,6 +867,45 @@ def test_mail_that_did_not_reach_everyone_shows_in_the_status_and_can_be_sent_ag
         after = {s["state"]: s for s in cycle_status(session, cycle)["states"]}
     assert after["UZ"]["request_email"] == "sent" and after["UZ"]["mail_problems"] == []
     assert after["KZ"]["request_email"] == "partial"
+
+
+def test_mail_of_no_cycle_that_failed_shows_in_the_status_and_on_the_dashboard(
+    service: Settings, smtp: SmtpServer
+) -> None:
+    import argparse
+    import contextlib
+    import io
+
+    from mou.cli.reports import cmd_status
+    from mou.cycle.standing import cycle_status
+    from mou.portal.server import create_app
+    from tests.test_portal import TestClient, login
+
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    # Not a workbook: no cycle or state is ever read, and the relay refuses its sender.
+    lost, _ = receive_file(
+        service, b"not a workbook", filename="notes.xlsx", sender="refuse.someone@example.org"
+    )
+    assert process_submission(service, lost).status == "rejected"
+    with session_scope(service) as session:
+        status = cycle_status(session, cycle)
+    [problem] = status["mail_problems_outside_cycles"]
+    assert problem["kind"] == "receipt" and problem["status"] == "failed"
+    assert problem["key"] == f"receipt:{lost}" and "refuse.someone" in problem["to"]
+    assert status["mail_problems"] == [] and all(not s["mail_problems"] for s in status["states"])
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        cmd_status(argparse.Namespace(cycle=cycle, json=False), service)
+    assert "no cycle: receipt email failed" in printed.getvalue()
+    assert "mou outbox retry" in printed.getvalue()
+
+    secretariat = service.model_copy(update={"secretariat_token": "a-dashboard-token-1234"})
+    client = TestClient(create_app(secretariat, ingest="thread"))
+    assert login(client, "a-dashboard-token-1234").status_code == 303
+    dashboard = client.get("/dashboard?lang=fr").text
+    assert "Courriels hors cycle non remis à tous" in dashboard
+    assert f"receipt:{lost}" in dashboard and "refuse.someone@example.org" in dashboard
 
 
 def test_the_sweep_removes_what_a_killed_writer_left_half_written(service: Settings) -> None:

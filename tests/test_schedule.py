@@ -72,6 +72,7 @@ def test_prefect_yaml_matches_the_served_deployments(settings: Settings) -> None
         "consolidate-cycle",
         "sweep",
         "deliver-outbox",
+        "poll-mailbox",
         "send-reminders",
         "open-cycle-bukhara-deer",
         "open-cycle-cami",
@@ -89,3 +90,24 @@ def test_prefect_yaml_matches_the_served_deployments(settings: Settings) -> None
         assert declared_trigger["parameters"] == trigger["parameters"]
     for path in {d["entrypoint"].split(":")[0] for d in declared.values()}:
         assert (ROOT / path).exists(), path
+
+
+def test_a_consolidation_run_never_cancels_or_holds_another_cycles(settings: Settings) -> None:
+    """No Prefect concurrency limit on consolidation (a deployment-wide one made a render of
+    cycle A cancel a queued render of cycle B); bursts collapse per cycle in the trigger."""
+    from mou.service.deployments import build_deployments
+
+    [served] = [d for d in build_deployments(settings) if d.name == "consolidate-cycle"]
+    assert served.concurrency_limit is None and served.concurrency_options is None
+    [trigger] = served.triggers
+    assert trigger.for_each == {"mou.cycle.id"}
+    assert trigger.within <= dt.timedelta(seconds=trigger.schedule_after.total_seconds())
+    declared = next(
+        d
+        for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+        if d["name"] == "consolidate-cycle"
+    )
+    assert "concurrency_limit" not in declared
+    [declared_trigger] = declared["triggers"]
+    for key in ("for_each", "within", "schedule_after"):
+        assert declared_trigger[key] == CONSOLIDATE_TRIGGER[key], key

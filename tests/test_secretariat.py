@@ -309,6 +309,8 @@ def test_close_and_publish(service: Settings, smtp: SmtpServer, tmp_path: Path) 
     assert cycle_status_of(service)["status"] == "closed"
     assert cid not in stale_reports(service)  # the final reports were rendered
     assert not act(service, lambda s: close_cycle(s, OFFICER, cid)).changed
+    with pytest.raises(Refused, match="is closed"):
+        open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE)
 
     late = submit(service, "KZ")
     with session_scope(service) as session:

@@ -6,7 +6,7 @@ import datetime as dt
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -14,12 +14,15 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from mou.catalogue.bootstrap import prepare_database
-from mou.cycle.context import template_for
+from mou.cycle.context import form_context, template_for
 from mou.cycle.opening import open_cycle
 from mou.forms import load_form
+from mou.i18n.texts import Messages
 from mou.settings import Settings
 from mou.store import models as m
 from mou.store.database import session_scope
+from mou.workbook.extract import Limits, extract
+from mou.workbook.validate import validate
 from tests.workbooks import fill, libreoffice_convert, soffice, submit_file
 
 BUKHARA_STATES = ["AF", "KZ", "TJ", "TM", "UZ"]
@@ -210,18 +213,88 @@ def test_typed_numbers_and_dates_as_people_type_them(env: Env) -> None:
     assert stored[("submission_date", "", "")] == "2026-11-20"
 
 
-def test_approximate_count_is_a_warning_and_no_number(env: Env) -> None:
+@pytest.mark.parametrize("typed", ["около 200", "нет данных", "200-300"])
+def test_words_in_a_count_are_one_kind_of_error(env: Env, typed: str) -> None:
+    """An approximate count and no count at all get the form's one rule (an error)."""
+    answers = bukhara_answers("ru")
+    answers["population_sites"][1][3] = typed
+    outcome = submit(env, fill(template(env, "AF", "ru"), answers, keyed=KEYED_TABLES))
+    assert outcome.status == "rejected"
+    (issue,) = [i for i in outcome.issues if i.field_key == "count"]
+    assert issue.severity == "error" and typed in issue.message
+    assert issue.cell and issue.sheet
+
+
+def test_a_form_may_make_words_in_a_count_a_warning_that_says_the_row_is_not_counted(
+    env: Env,
+) -> None:
     answers = bukhara_answers("ru")
     answers["population_sites"][1][3] = "около 200"
+    answers["population_sites"][2][3] = "нет данных"
+    data = fill(template(env, "AF", "ru"), answers, keyed=KEYED_TABLES)
+    with session_scope(env.settings) as session:
+        context = form_context(session, env.settings, session.get(m.ReportingCycle, env.bukhara))
+    lenient = replace(context, form=context.form.model_copy(update={"not_a_number": "warning"}))
+    extraction = extract(data, Limits(max_inflated_bytes=10**8, max_sheet_cells=10**6))
+    result = validate(extraction, lenient, Messages(env.settings.forms_dir, "ru"))
+    assert not result.has_errors, [i.message for i in result.issues]
+    first, second = [i for i in result.issues if i.field_key == "count"]
+    assert first.severity == second.severity == "warning"
+    assert first.code == second.code == "not_counted_in_table"
+    assert "строка не учитывается в итогах" in first.message and "около 200" in first.message
+    counted = {
+        (a.row_key, a.column_key) for a in result.answers if a.field_key == "population_sites"
+    }
+    assert ("2", "count") not in counted and ("3", "count") not in counted
+
+
+def test_an_empty_table_of_printed_rows_asks_for_the_missing_severity(env: Env) -> None:
+    answers = bukhara_answers("ru")
+    del answers["threats"]
+    outcome = submit(env, fill(template(env, "KZ", "ru"), answers, keyed=KEYED_TABLES))
+    assert outcome.status == "rejected"
+    (issue,) = [i for i in outcome.issues if i.field_key == "threats"]
+    assert issue.code == "keyed_table_required"
+    assert "«Степень воздействия»" in issue.message and "хотя бы одну строку" not in issue.message
+    assert re.search(r"C\d+:C\d+", issue.message)
+
+
+def cami_answers(species: str) -> dict:
+    return {
+        "reporting_institution": "Комитет охраны окружающей среды",
+        "submission_date": dt.datetime(2026, 11, 20),
+        "activities": {0: ["Выполняется", species, "Совместные рейды"]},
+    }
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "Архар; снежный барс",
+        "архар, Снежный барс",
+        "АРХАР (аргали)\nснежный барс",
+        "аргали;\nснежный барс;",
+    ],
+)
+def test_several_species_in_one_cell_as_people_separate_them(env: Env, typed: str) -> None:
+    soffice()
+    filled = fill(template(env, "TJ", "ru", "cami"), cami_answers(typed), keyed={"activities"})
+    outcome = submit(env, libreoffice_convert(filled, ".xlsx", "xlsx"))
+    assert outcome.status == "accepted", [i.message for i in outcome.issues]
+    stored = answers_of(env.settings, outcome.submission_id)
+    assert stored[("activities", "1.1.1", "species")] == ["argali", "snow-leopard"]
+
+
+def test_an_unknown_species_is_named_and_the_separators_are_told(env: Env) -> None:
+    typed = "архар; горный козел"
     outcome = submit(
-        env,
-        fill(template(env, "AF", "ru"), answers, keyed={"threats", "action_plan_implementation"}),
+        env, fill(template(env, "TJ", "ru", "cami"), cami_answers(typed), keyed={"activities"})
     )
-    assert outcome.status == "accepted"
-    warning = next(i for i in outcome.issues if i.code == "approximate")
-    assert warning.severity == "warning" and "около 200" in warning.message
-    assert warning.cell and warning.sheet
-    assert ("population_sites", "2", "count") not in answers_of(env.settings, outcome.submission_id)
+    assert outcome.status == "rejected"
+    (issue,) = [i for i in outcome.issues if i.field_key == "species"]
+    assert issue.code == "unknown_choices" and "«горный козел»" in issue.message
+    assert "«архар;" not in issue.message
+    assert "точку с запятой (;), запятую или с новой строки" in issue.message
 
 
 # -- identity -------------------------------------------------------------------------------

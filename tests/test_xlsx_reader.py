@@ -336,14 +336,15 @@ def test_the_parser_itself_refuses_a_dtd() -> None:
 
 # -- the guard: spreadsheets other programs wrote -----------------------------------------
 
-# Refused, and rightly: macros, and a workbook part outside xl/ (a test file of SheetJS's;
-# every spreadsheet program writes xl/workbook.xml).
+# Refused, and rightly: macros, and a workbook whose parts are outside xl/ (a test file of
+# SheetJS's, which openpyxl reads by following _rels/.rels; every spreadsheet program writes
+# xl/workbook.xml, and the size checks know that layout): its sender is told to save it again.
 REFUSED = {
     "BlankSheetTypes.xlsm": "macros",
     "number_format.xlsm": "macros",
     "number_format_russian.xlsm": "macros",
     "numfmt_1_russian.xlsm": "macros",
-    "wtf_path.xlsx": "not_a_workbook",
+    "wtf_path.xlsx": "unusual_layout",
 }
 STRICT = {"sheet_visibility_strict.xlsx"}
 # openpyxl cannot open it (its styles have no cellStyleXfs); what we read is checked by hand.

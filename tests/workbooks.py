@@ -62,9 +62,10 @@ def soffice() -> str:
 
 
 def libreoffice_convert(data: bytes, suffix: str, target: str) -> bytes:
-    """Open the file in LibreOffice and save it as ``target`` (e.g. 'xlsx', 'xls', 'ods')."""
+    """Open the file in LibreOffice and save it as ``target`` (e.g. 'xlsx', 'xls', 'ods'), or
+    print it ('pdf') as LibreOffice shows it."""
     program = soffice()
-    filters = {"xlsx": 'xlsx:"Calc MS Excel 2007 XML"', "xls": "xls", "ods": "ods"}
+    filters = {"xlsx": 'xlsx:"Calc MS Excel 2007 XML"', "xls": "xls", "ods": "ods", "pdf": "pdf"}
     with tempfile.TemporaryDirectory() as workdir:
         source = Path(workdir) / f"in{suffix}"
         source.write_bytes(data)

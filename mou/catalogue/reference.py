@@ -1,7 +1,8 @@
 """The reference catalogue: instruments, range states, authorities, species, programme of work.
 
-The catalogue is data (``db/catalogue/*.yaml``), checked on load and upserted idempotently, so
-the secretariat edits ministry names and addresses without touching code.
+The catalogue is data (``db/catalogue/*.yaml``), checked on load and upserted idempotently.
+The authorities (contacts) are the exception: the file only seeds them, the Secretariat edits
+them in the database (``mou.catalogue.contacts``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mou.addresses import mailbox_address
 from mou.errors import Refused
 from mou.store import models as m
 
@@ -88,13 +90,19 @@ class AuthorityEntry(_Strict):
     address: str | None = None
     person: dict[str, Any] | None = None
     instruments: list[str] | None = None
+    species: str | None = None  # a focal point for one species (CAMI programme of work 4.1.2)
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        if "@" not in value or " " in value:
-            raise ValueError("is not an email address")
-        return value
+        # The outbox's own check (mou.addresses), so a seeded address is one it can send to.
+        return mailbox_address(value)
+
+    @model_validator(mode="after")
+    def _species_for_focal_points(self) -> AuthorityEntry:
+        if self.species is not None and self.kind != "focal_point":
+            raise ValueError(f"authority {self.key}: only a focal point is for a species")
+        return self
 
 
 class Priority(_Strict):
@@ -162,6 +170,11 @@ class Catalogue(_Strict):
             for code in authority.instruments or []:
                 if code not in instruments:
                     raise ValueError(f"authority {authority.key}: unknown instrument {code}")
+            if authority.species is not None and authority.species not in species:
+                raise ValueError(f"authority {authority.key}: unknown species {authority.species}")
+        keys = [a.key for a in self.authorities]
+        if len(set(keys)) != len(keys):
+            raise ValueError("authority keys are not unique")
         for programme in self.programmes:
             if programme.instrument not in instruments:
                 raise ValueError(f"programme of work: unknown instrument {programme.instrument}")
@@ -217,7 +230,8 @@ def _upsert(session: Session, model: type, key: dict[str, Any], values: dict[str
 
 
 def load_catalogue(session: Session, catalogue: Catalogue) -> None:
-    """Insert or update every catalogue row; running it twice changes nothing."""
+    """Insert or update every catalogue row but the contacts (``contacts.seed_contacts`` seeds
+    those); running it twice changes nothing."""
     states = {
         s.code: _upsert(
             session,
@@ -273,22 +287,6 @@ def load_catalogue(session: Session, catalogue: Catalogue) -> None:
                 {"instrument_id": instrument.id, "species_id": species[code].id},
                 {},
             )
-    for a in catalogue.authorities:
-        _upsert(
-            session,
-            m.Authority,
-            {"key": a.key},
-            {
-                "state_id": states[a.state].id,
-                "kind": a.kind,
-                "name": a.name.as_dict(),
-                "email": a.email,
-                "language": a.language,
-                "address": a.address,
-                "person": a.person,
-                "instruments": a.instruments,
-            },
-        )
     for programme in catalogue.programmes:
         instrument = instruments[programme.instrument]
         for o in programme.objectives:
@@ -360,8 +358,10 @@ def describe(session: Session) -> dict[str, Any]:
                 "state": state_codes[a.state_id],
                 "kind": a.kind,
                 "name": a.name,
+                "species": a.species_code,
                 "email": a.email,
                 "language": a.language,
+                "enabled": a.disabled_at is None,
             }
             for a in authorities
         ],

@@ -12,12 +12,13 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from mou.cli import contacts as cli_contacts
 from mou.cli import cycles as cli_cycles
 from mou.cli import forms as cli_forms
+from mou.cli import mailbox as cli_mailbox
 from mou.cli import outbox as cli_outbox
 from mou.cli import reports as cli_reports
 from mou.cli import secretariat as cli_secretariat
-from mou.cli import users as cli_users
 from mou.cli.common import iso_date, print_json, terminal_progress
 from mou.errors import Refused
 from mou.settings import Settings, get_settings, settings_problem
@@ -35,8 +36,17 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(
             f"database ready: {summary['instruments']} instruments, {summary['states']} range "
-            f"states, {summary['species']} species, {summary['activities']} activities"
+            f"states, {summary['species']} species, {summary['activities']} activities, "
+            f"{summary['contacts']} contacts"
         )
+        for what, keys in (
+            ("seeded from the catalogue", summary["contacts_added"]),
+            ("disabled (no longer in db/catalogue/authorities.yaml)", summary["contacts_disabled"]),
+            ("enabled again (listed again in the catalogue)", summary["contacts_enabled"]),
+        ):
+            if keys:
+                listed = ", ".join(keys) if len(keys) <= 10 else f"{keys[0]} ... {keys[-1]}"
+                print(f"contacts {what}: {len(keys)} ({listed})")
     return 0
 
 
@@ -120,7 +130,8 @@ _COMMAND_MODULES: list[Any] = [
     cli_reports,
     cli_outbox,
     cli_secretariat,
-    cli_users,
+    cli_contacts,
+    cli_mailbox,
 ]
 
 

@@ -94,7 +94,12 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         again = "" if created else " (these exact bytes were received before)"
         print(f"submission {outcome.submission_id}: {outcome.status.upper()}{again}")
         if outcome.state:
-            print(f"  state {outcome.state}, cycle {outcome.cycle_id}, version {outcome.version}")
+            where = f"  state {outcome.state}, cycle {outcome.cycle_id}"
+            if outcome.version:
+                where += f", version {outcome.version}"
+            elif outcome.status == "accepted":  # decided after a later return of its state
+                where += ", no version: a return received after it counts instead"
+            print(where)
         for kind in ("errors", "warnings"):
             for issue in result[kind]:
                 print(f"  {kind[:-1]}: {issue['message']}")

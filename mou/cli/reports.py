@@ -40,11 +40,16 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         )
     summary = ", ".join(f"{k} {v}" for k, v in data["summary"].items() if v)
     print(summary)
-    for s in data["states"]:
-        for problem in s["mail_problems"]:
-            print(f"{s['state']}: {problem['kind']} email {problem['status']}: {problem['error']}")
-    if any(s["mail_problems"] for s in data["states"]):
+    problems = [(s["state"], problem) for s in data["states"] for problem in s["mail_problems"]]
+    problems += [("cycle", problem) for problem in data["mail_problems"]]
+    problems += [("no cycle", problem) for problem in data["mail_problems_outside_cycles"]]
+    for where, problem in problems:
+        print(f"{where}: {problem['kind']} email {problem['status']}: {problem['error']}")
+    statuses = {problem["status"] for _, problem in problems}
+    if statuses & {"failed", "partial"}:
         print("`mou outbox retry` sends the failed ones again once the cause is mended.")
+    if "bounced" in statuses:
+        print("Bounced mail was returned by the recipient's server: correct the address first.")
     return 0
 
 

@@ -58,7 +58,10 @@ def dispatch_request(
     instrument = cycle.instrument
     ministries = ministries_of(session, state.id, instrument.code)
     if not ministries.foreign_affairs:
-        raise Refused(f"{state.code} has no ministry of foreign affairs in the address book")
+        raise Refused(
+            f"{state.code} has no enabled ministry of foreign affairs in the address book: "
+            f"see `mou contacts list --state {state.code}`"
+        )
     workbook = template_for(session, settings, cycle.id, state.code, language)
     filename = template_filename(request)
     letter = render_request_letter(

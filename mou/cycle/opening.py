@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mou import clock
 from mou.errors import Refused
 from mou.forms import load_form
 from mou.settings import Settings
@@ -60,25 +61,32 @@ def open_cycle(
     period: str,
     deadline: dt.date,
     states: Sequence[str] | None = None,
+    today: dt.date | None = None,
 ) -> OpenedCycle:
-    """Create the cycle and one request per participating state; opening again adds nothing."""
+    """Create the cycle and one request per participating state; opening again adds nothing.
+
+    ``today`` is the date of the request (default: today in UTC, from ``mou.clock``). A new
+    cycle needs a period that has begun and a deadline not before the request. Opening a cycle
+    that exists with another deadline, or with states it does not ask, is refused (nothing is
+    changed): the deadline is changed by ``mou cycle extend``, and a cycle's states are the
+    ones it was opened with. Without ``states`` an existing cycle keeps its own.
+    """
     instrument = instrument_by_code(session, instrument_code)
     start, end = parse_period(period)
     if deadline <= end - dt.timedelta(days=366 * 3):
         raise Refused(f"deadline {deadline} is long before the period {period} ends")
     participants = {p.state.code: p.state for p in instrument.participations}
-    wanted = [s.upper() for s in states] if states else sorted(participants)
-    unknown = [s for s in wanted if s not in participants]
+    wanted = [s.upper() for s in states] if states else None
+    unknown = [s for s in wanted or () if s not in participants]
     if unknown:
         raise Refused(
             f"{', '.join(unknown)} not a range state of {instrument_code} "
             f"(range states: {', '.join(sorted(participants))})"
         )
-    cycle = session.scalars(
-        select(m.ReportingCycle).filter_by(instrument_id=instrument.id, period=period)
-    ).one_or_none()
+    cycle = find_cycle(session, instrument.id, period)
     created = cycle is None
     if cycle is None:
+        _check_new_cycle(period, start, deadline, today or clock.today())
         form = load_form(settings.forms_dir, instrument_code)
         cycle = m.ReportingCycle(
             instrument_id=instrument.id,
@@ -91,7 +99,7 @@ def open_cycle(
         )
         session.add(cycle)
         session.flush()
-        for code in wanted:
+        for code in wanted or sorted(participants):
             state = participants[code]
             session.add(
                 m.ReportRequest(
@@ -107,7 +115,59 @@ def open_cycle(
             select(m.ReportRequest).filter_by(cycle_id=cycle.id).order_by(m.ReportRequest.id)
         )
     )
+    if not created:
+        if cycle.status == "closed":
+            raise Refused(
+                f"cycle {cycle.id} ({instrument_code} {period}) is closed: it sends no more "
+                "requests (`mou cycle list` shows every cycle)"
+            )
+        _check_same_cycle(cycle, instrument_code, deadline, wanted, requests)
     return OpenedCycle(cycle=cycle, created=created, requests=requests)
+
+
+def find_cycle(session: Session, instrument_id: int, period: str) -> m.ReportingCycle | None:
+    """The instrument's cycle for ``period``, if it was opened."""
+    return session.scalars(
+        select(m.ReportingCycle).filter_by(instrument_id=instrument_id, period=period)
+    ).one_or_none()
+
+
+def _check_new_cycle(period: str, start: dt.date, deadline: dt.date, today: dt.date) -> None:
+    if start > today:
+        raise Refused(
+            f"period {period} has not started (it starts on {start}, today is {today}): a cycle "
+            "asks for reports on a period that has begun; open it once the period starts"
+        )
+    if deadline < today:
+        raise Refused(
+            f"deadline {deadline} is before today ({today}), the date of the requests: "
+            "choose a later deadline"
+        )
+
+
+def _check_same_cycle(
+    cycle: m.ReportingCycle,
+    instrument_code: str,
+    deadline: dt.date,
+    wanted: Sequence[str] | None,
+    requests: Sequence[m.ReportRequest],
+) -> None:
+    """Refuse opening an existing cycle with another deadline or other states (see open_cycle)."""
+    name = f"cycle {cycle.id} ({instrument_code} {cycle.period})"
+    if deadline != cycle.deadline:
+        raise Refused(
+            f"{name} is already open with the deadline {cycle.deadline}, not {deadline}; "
+            f"nothing was changed or sent. To change it: mou cycle extend {cycle.id} "
+            f"--deadline {deadline} --reason TEXT"
+        )
+    asked = [r.state.code for r in requests]
+    others = [code for code in wanted or () if code not in asked]
+    if others:
+        raise Refused(
+            f"{name} does not ask {', '.join(others)}: its states are the ones it was opened "
+            f"with ({', '.join(sorted(asked))}); nothing was changed or sent. To send its "
+            f"requests again, open it without --states or with --states {','.join(sorted(asked))}"
+        )
 
 
 def _request_language(instrument: m.Instrument, state: m.RangeState) -> str:

@@ -107,7 +107,11 @@ def _sender(settings: Settings, state: str) -> str | None:
         rows = session.execute(
             select(m.Authority.kind, m.Authority.email)
             .join(m.RangeState, m.Authority.state_id == m.RangeState.id)
-            .where(m.RangeState.code == state)
+            .where(
+                m.RangeState.code == state,
+                m.Authority.disabled_at.is_(None),
+                m.Authority.species_code.is_(None),
+            )
             .order_by(m.Authority.id)
         ).all()
     by_kind = {kind: email for kind, email in reversed(rows)}
@@ -131,10 +135,17 @@ def _submissions_of(settings: Settings, cycle_id: int, state: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _open(settings: Settings, instrument: str, period: str, deadline: dt.date) -> Opened:
+def _open(
+    settings: Settings, instrument: str, period: str, deadline: dt.date, today: dt.date
+) -> Opened:
+    from mou.cycle.opening import find_cycle, instrument_by_code
     from mou.service.protocol import open_and_dispatch
 
-    opening = open_and_dispatch(settings, instrument, period, deadline)
+    with session_scope(settings) as session:
+        # Run again on a later day, the demo keeps the deadline its cycle was opened with.
+        existing = find_cycle(session, instrument_by_code(session, instrument).id, period)
+        deadline = existing.deadline if existing else deadline
+    opening = open_and_dispatch(settings, instrument, period, deadline, today=today)
     return opening.cycle_id, opening.created, opening.deadline
 
 
@@ -303,6 +314,7 @@ def run_demo(
                         s.period,
                         today
                         + dt.timedelta(days=instrument_entry(settings, s.instrument).response_days),
+                        today,
                     ),
                     f"{s.instrument} {s.period} requested",
                     1,

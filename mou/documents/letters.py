@@ -4,12 +4,18 @@ affairs, with copy to the focal ministry or state committee (Res. 11.24, activit
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
+import yaml
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mou.documents.pdf import environment, gettext_of, html_to_pdf, w3c_moment
+from mou.catalogue.addressbook import ministries_of
+from mou.documents.pdf import environment, gettext_of, html_to_pdf, reports_dir, w3c_moment
 from mou.errors import Refused
 from mou.forms.spec import load_form
 from mou.i18n.languages import check_language, pick
@@ -47,6 +53,42 @@ class RequestLetter:
     secretariat: str
     enclosures: tuple[str, ...] = ()  # e.g. the template's file name; empty: a generic line
     place: str = ""  # empty: "Bonn" in the letter's language
+    instrument_code: str = ""  # which paragraph says how often the instrument reports
+    cycle_months: int = 24  # how often the Range States report (the catalogue's cycle)
+    # The names as the sentences of the letter need them: in Russian the genitive
+    # ("национальный отчет Республики Таджикистан о выполнении Меморандума ..."); empty: the
+    # names above as they are.
+    state_name_of: str = ""
+    instrument_name_of: str = ""
+    scientific_names: tuple[str, ...] = ()  # set in italics wherever they appear
+
+
+@lru_cache(maxsize=8)
+def _names_in_sentences(path: Path) -> dict[str, dict[str, str]]:
+    if not path.exists():
+        return {}
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def names_in_sentences(settings: Settings, language: str) -> dict[str, dict[str, str]]:
+    """``{"states": {code: name}, "instruments": {code: name}}`` as a language's letters put
+    them in a sentence (``templates/reports/locale/<lang>/names.yaml``; none: as they are)."""
+    return _names_in_sentences(reports_dir(settings) / "locale" / language / "names.yaml")
+
+
+# A Latin binomial or trinomial in brackets, as instrument names give them: the MoU's
+# "(Cervus elaphus bactrianus)" is not the catalogue's C. e. yarkandensis.
+_BRACKETED_TAXON = re.compile(r"(?<=\()([A-Z][a-z]+ [a-z]+(?: [a-z]+)?)(?=\))")
+
+
+def italic_names(text: str, names: tuple[str, ...] = ()) -> Markup:
+    """``text``, escaped, with the scientific names in it set in italics (<em class=taxon>):
+    those of ``names`` (the instrument's species) and any Latin name in brackets."""
+    html = str(escape(text))
+    patterns = [re.escape(str(escape(n))) for n in sorted(names, key=len, reverse=True)]
+    patterns.append(_BRACKETED_TAXON.pattern)
+    found = re.compile(r"(?<![\w>])(?:" + "|".join(patterns) + r")(?![\w<])")
+    return Markup(found.sub(lambda match: f'<em class="taxon">{match[0]}</em>', html))
 
 
 def _authority(authority: m.Authority, language: str, *, with_email: bool = False) -> Addressee:
@@ -71,27 +113,29 @@ def request_letter_for(
     language = check_language(request.language)
     cycle = request.cycle
     instrument = cycle.instrument
-    authorities = session.scalars(
-        select(m.Authority).where(m.Authority.state_id == request.state_id).order_by(m.Authority.id)
-    ).all()
-    relevant = [a for a in authorities if a.instruments is None or instrument.code in a.instruments]
-    ministries = [a for a in relevant if a.kind == "foreign_affairs"]
-    if not ministries:
+    ministries = ministries_of(session, request.state_id, instrument.code)
+    if not ministries.foreign_affairs:
         raise Refused(
             f"no ministry of foreign affairs for {request.state.code} in the address book: "
-            "add one to db/catalogue/authorities.yaml and run `mou db upgrade`"
+            f"add one with `mou contacts add KEY --state {request.state.code} --kind "
+            "foreign_affairs ...` (or enable it: `mou contacts list --state "
+            f"{request.state.code}`)"
         )
     form = load_form(settings.forms_dir, instrument.code)
     created = request.created_at
+    in_sentences = names_in_sentences(settings, language)
+    species = session.scalars(
+        select(m.Species.scientific_name)
+        .join(m.InstrumentSpecies, m.InstrumentSpecies.species_id == m.Species.id)
+        .where(m.InstrumentSpecies.instrument_id == instrument.id)
+    ).all()
     return RequestLetter(
         language=language,
         reference=request.reference,
         date=(created.date() if created else cycle.opened_at.date()),
         state_name=pick(request.state.name, language),
-        addressee=_authority(ministries[0], language),
-        cc=tuple(
-            _authority(a, language, with_email=True) for a in relevant if a.kind == "focal_ministry"
-        ),
+        addressee=_authority(ministries.foreign_affairs[0], language),
+        cc=tuple(_authority(a, language, with_email=True) for a in ministries.focal),
         instrument_name=pick(instrument.name, language),
         instrument_short_name=pick(instrument.short_name, language),
         period=cycle.period,
@@ -102,6 +146,11 @@ def request_letter_for(
         reply_to=settings.mail_from,
         secretariat=pick(instrument.secretariat, language),
         enclosures=enclosures,
+        instrument_code=instrument.code,
+        cycle_months=instrument.cycle_months,
+        state_name_of=in_sentences.get("states", {}).get(request.state.code, ""),
+        instrument_name_of=in_sentences.get("instruments", {}).get(instrument.code, ""),
+        scientific_names=tuple(species),
     )
 
 
@@ -110,8 +159,12 @@ def request_letter_html(letter: RequestLetter, settings: Settings) -> str:
     _ = gettext_of(settings, letter.language)
     subject = _("Request for the national report")
     moment = dt.datetime.combine(letter.date, dt.time(), tzinfo=dt.UTC)
+    names = letter.scientific_names
     return env.get_template("request_letter.html").render(
         letter=letter,
+        state_of=letter.state_name_of or letter.state_name,
+        instrument=italic_names(letter.instrument_name_of or letter.instrument_name, names),
+        form_title=italic_names(letter.form_title, names),
         doc_title=f"{subject}: {letter.state_name}, {letter.period} ({letter.reference})",
         secretariat=letter.secretariat,
         created=w3c_moment(moment),

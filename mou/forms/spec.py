@@ -16,6 +16,7 @@ FieldType = Literal[
     "text", "integer", "decimal", "date", "year", "choice", "multi_choice", "boolean", "table"
 ]
 Bound = int | float | Literal["period_start", "period_end"]
+Severity = Literal["error", "warning"]
 
 # A defined name must not look like a cell reference (A1, XFD10, R1C1) or Excel rejects it.
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
@@ -58,6 +59,8 @@ class FieldSpec(BaseModel):
     multiline: bool = False
     rows: int | None = None
     row_source: str | None = None
+    # Words in a number cell ("около 300", "нет данных"): None takes the form's rule.
+    not_a_number: Severity | None = None
     columns: tuple[FieldSpec, ...] = ()
 
     @model_validator(mode="after")
@@ -77,6 +80,8 @@ class FieldSpec(BaseModel):
                 raise ValueError(f"{self.key}: tables do not nest")
         elif self.columns or self.row_source or self.rows:
             raise ValueError(f"{self.key}: only tables have columns, rows or row_source")
+        if self.not_a_number and self.type not in ("integer", "decimal", "year"):
+            raise ValueError(f"{self.key}: not_a_number is for number and year fields")
         return self
 
     @property
@@ -84,12 +89,25 @@ class FieldSpec(BaseModel):
         return self.type == "table"
 
 
+# Excel refuses a sheet name longer than 31 characters or holding any of these.
+SHEET_NAME_LIMIT = 31
+_SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+
+
 class Section(BaseModel):
+    """A sheet of the workbook. ``tab``: the sheet tab's short title, where ``title`` is too
+    long for Excel's 31 characters with the section's number in front."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     key: str
     title: Text
+    tab: Text | None = None
     help: Text | None = None
     fields: tuple[FieldSpec, ...]
+
+    def tab_title(self, index: int, language: str) -> str:
+        """The sheet tab of the ``index``-th section (from 1): "3. Population status"."""
+        return f"{index}. {(self.tab or self.title)(language)}"
 
 
 class FormSpec(BaseModel):
@@ -101,8 +119,33 @@ class FormSpec(BaseModel):
     version: int
     title: Text
     instructions: Text
+    # One rule for every kind of words in a number cell, approximate ("около 300") or none
+    # ("нет данных"): an error asks for a single figure; a warning accepts the return and
+    # says the value (the row, in a table) is not counted. A field may override it.
+    not_a_number: Severity = "error"
     choices: dict[str, tuple[Choice, ...]] = {}
     sections: tuple[Section, ...]
+
+    @model_validator(mode="after")
+    def _tabs(self) -> FormSpec:
+        for language in Text.model_fields:
+            tabs: set[str] = set()
+            for index, section in enumerate(self.sections, start=1):
+                tab = section.tab_title(index, language)
+                if len(tab) > SHEET_NAME_LIMIT or _SHEET_NAME_FORBIDDEN.search(tab):
+                    raise ValueError(
+                        f"section {section.key}: the sheet tab {tab!r} ({language}) is over "
+                        f"{SHEET_NAME_LIMIT} characters or holds one of [ ] : * ? / \\; "
+                        "give the section a shorter `tab`"
+                    )
+                if "'" in tab:
+                    # Allowed by Excel, but doubled in every reference to the sheet, which
+                    # tools reading defined names trip over: write the typographic ’.
+                    raise ValueError(f"section {section.key}: write ’ for ' in the tab {tab!r}")
+                if tab.casefold() in tabs:
+                    raise ValueError(f"section {section.key}: the sheet tab {tab!r} repeats")
+                tabs.add(tab.casefold())
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> FormSpec:

@@ -1,4 +1,5 @@
-"""Telling the Secretariat what needs a person: a return the service could not decide."""
+"""Telling the Secretariat what needs a person: a return the service could not decide, an
+email that bounced."""
 
 from __future__ import annotations
 
@@ -51,4 +52,57 @@ def enqueue_set_aside_alert(
         body_text=body,
         attachments=[],
         submission_id=submission.id,
+    )
+
+
+RESENDABLE = ("request", "reminder")  # the request goes out again to the corrected address
+
+
+def bounce_alert_key(mail_message_id: int) -> str:
+    return f"alert:bounce:{mail_message_id}"
+
+
+def enqueue_bounce_alert(
+    session: Session, settings: Settings, mail_message_id: int, outbox_id: int, reason: str
+) -> tuple[m.OutboxMessage, bool]:
+    """An email to the Secretariat's own address about a message that bounced; once per
+    bounce (the bounce's own row in the mailbox is the key)."""
+    message = session.get(m.OutboxMessage, outbox_id)
+    if message is None:
+        raise LookupError(f"no outbox message {outbox_id}")
+    state = session.get(m.RangeState, message.state_id) if message.state_id else None
+    cycle = session.get(m.ReportingCycle, message.cycle_id) if message.cycle_id else None
+    where = f"{state.code} " if state else ""
+    body = "\n".join(
+        [
+            f"The {message.kind} email {message.key} did not arrive.",
+            "",
+            f"To:       {', '.join(message.to)}",
+            f"Cc:       {', '.join(message.cc) or '-'}",
+            f"Subject:  {message.subject}",
+            f"Reason:   {reason}",
+            "",
+            "It is marked as bounced"
+            + (f" in `mou status {cycle.id}` and on the dashboard" if cycle else "")
+            + ". Correct the address in the address book, then send the message again"
+            + (
+                f" (`mou request resend {cycle.id} --state {state.code}`)."
+                if cycle is not None and state is not None and message.kind in RESENDABLE
+                else "."
+            ),
+            f"Dashboard: {portal_base_url(settings)}/dashboard",
+        ]
+    )
+    return enqueue_message(
+        session,
+        settings,
+        key=bounce_alert_key(mail_message_id),
+        kind="alert",
+        to=[settings.mail_from],
+        cc=[],
+        subject=f"Email not delivered: {where}{message.kind} ({message.key})",
+        body_text=body,
+        attachments=[],
+        cycle_id=None,
+        state_id=None,
     )

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from mou.cycle.context import form_context, latest_accepted
@@ -23,14 +23,14 @@ from mou.intake.rules import (
     RequestFacts,
     claimed_language,
     identify,
-    next_version,
     request_problem,
     supersession,
+    version_for,
 )
 from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
-from mou.store.database import fit
+from mou.store.database import begin_sqlite_transaction, fit
 from mou.workbook.extract import Limits, Problem
 from mou.workbook.identity import TemplateIdentity
 from mou.workbook.sandbox import SandboxLimits, default_sandbox
@@ -306,18 +306,24 @@ def _decide(
     version = None
     if accepted and cycle is not None and request is not None:
         # Only an accepted return takes a version (a refused one keeps its receipt number, the
-        # submission id). Deciders of the same state's returns queue here (a row lock on
-        # PostgreSQL; SQLite has one writer anyway) rather than collide on the number.
+        # submission id). Deciders of the same state's returns queue here, so each numbers
+        # against the others' committed decisions: a row lock on PostgreSQL (READ COMMITTED:
+        # the query after it sees what the lock's last holder committed), the write lock on
+        # SQLite (taken now, not at the first write, or the query could read a number another
+        # process is about to commit). After the parse, so no lock is held through it.
+        begin_sqlite_transaction(session, immediate=True)
         session.execute(
             select(m.ReportRequest.id).where(m.ReportRequest.id == request.id).with_for_update()
         )
-        version = next_version(
-            session.scalar(
-                select(func.max(m.Submission.version)).where(
+        version = version_for(
+            submission.id,
+            session.execute(
+                select(m.Submission.id, m.Submission.version).where(
                     m.Submission.cycle_id == cycle.id,
                     m.Submission.state_id == request.state_id,
+                    m.Submission.status == "accepted",
                 )
-            )
+            ),
         )
     # Decide only if nobody else did meanwhile: the conditional update is the lock. It is the
     # transaction's first write, after the parse, so SQLite's single write lock is not held

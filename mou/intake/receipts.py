@@ -94,6 +94,16 @@ def enqueue_receipt(
         if warnings:
             lines += ["", *[f"- {issue.message}" for issue in warnings]]
         lines += ["", texts.email("receipt_rejected_footer")]
+    thread = arrived_in(session, submission.id)
+    in_reply_to, references = None, []
+    if thread is not None and thread.message_id:
+        # A return that came by email is answered in its thread: "Re:" its subject, the
+        # receipt's own subject as the first line.
+        in_reply_to = thread.message_id
+        references = [*(thread.references or "").split(), thread.message_id][-20:]
+        if thread.subject.strip():
+            lines = [subject, "", *lines]
+            subject = reply_subject(thread.subject)
     return enqueue_message(
         session,
         settings,
@@ -107,4 +117,22 @@ def enqueue_receipt(
         cycle_id=cycle.id if cycle else None,
         state_id=state.id if state else None,
         submission_id=submission.id,
+        in_reply_to=in_reply_to,
+        references=references,
     )
+
+
+def arrived_in(session: Session, submission_id: int) -> m.MailMessage | None:
+    """The mailbox message that first brought this return, if it came by email."""
+    return session.scalars(
+        select(m.MailMessage)
+        .join(m.MailSubmission, m.MailSubmission.mail_message_id == m.MailMessage.id)
+        .where(m.MailSubmission.submission_id == submission_id)
+        .order_by(m.MailSubmission.id)
+    ).first()
+
+
+def reply_subject(subject: str) -> str:
+    """``Re: `` and the subject answered, once (on one line, as headers must be)."""
+    subject = " ".join(subject.split())[:900]
+    return subject if subject.lower().startswith(("re:", "отв:", "réf:")) else f"Re: {subject}"

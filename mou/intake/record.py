@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mou.catalogue.addressbook import state_of_address
 from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
@@ -26,14 +27,11 @@ def safe_filename(name: str | None) -> str:
 
 
 def state_of_sender(session: Session, sender: str | None) -> m.RangeState | None:
-    """The state whose authority writes from this address, if the address is known."""
+    """The state whose contact writes from this address, if the address is known (disabled
+    and former addresses of a contact included: see ``addressbook.state_of_address``)."""
     if not sender:
         return None
-    address = sender.strip().lower()
-    authority = session.scalars(
-        select(m.Authority).where(func.lower(m.Authority.email) == address)
-    ).first()
-    return authority.state if authority else None
+    return state_of_address(session, sender)
 
 
 SENDER_MAX = 254

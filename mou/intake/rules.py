@@ -99,9 +99,20 @@ def request_problem(identity: TemplateIdentity, facts: RequestFacts) -> str | No
     return None
 
 
-def next_version(latest: int | None) -> int:
-    """The version number of a state's next return in a cycle (1 for the first)."""
-    return (latest or 0) + 1
+def version_for(new_id: int, accepted: Iterable[tuple[int, int | None]]) -> int | None:
+    """The version number of a newly accepted return, or None if it takes none.
+
+    ``accepted`` are (submission id, version) of the state's other accepted returns in the
+    cycle. Numbers follow the order returns were received (a larger submission id is a later
+    arrival), as supersession does, and are never changed once given (a receipt announced
+    them): a return accepted after a later arrival of its state was already accepted never
+    counts, so it takes no number, like a refused one (its receipt number is its submission
+    id). Otherwise it takes the next number, 1 for the first.
+    """
+    others = [(other, version) for other, version in accepted if other != new_id]
+    if any(other > new_id for other, _ in others):
+        return None
+    return max((version for _, version in others if version is not None), default=0) + 1
 
 
 @dataclass(frozen=True)

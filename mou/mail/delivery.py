@@ -255,10 +255,14 @@ def claimant_gone(claimed_by: str | None) -> bool:
     """True when the claim was made by a process of this machine that no longer runs.
 
     Only a claim naming this host *and* this PID namespace is checked (containers may share a
-    hostname but not process ids); any other is judged by its age alone.
+    hostname but not process ids); any other is judged by its age alone. A claim that names
+    its process's start time is gone too when its PID now belongs to a process started at
+    another time (PIDs are reused); an older claim without one is judged by the PID alone.
     """
     parts = (claimed_by or "").split(":")
-    if len(parts) != 4 or parts[0] != socket.gethostname() or parts[3] != _pid_namespace():
+    if len(parts) not in (4, 5) or parts[0] != socket.gethostname():
+        return False
+    if parts[3] != _pid_namespace():
         return False
     pid_text = parts[1]
     if not pid_text.isdigit():
@@ -269,6 +273,9 @@ def claimant_gone(claimed_by: str | None) -> bool:
         return True
     except (PermissionError, OverflowError):
         return False
+    if len(parts) == 5 and parts[4].isdigit():
+        started = _process_start(int(pid_text))
+        return started is not None and started != parts[4]
     return False
 
 
@@ -324,9 +331,25 @@ def _pid_namespace() -> str:
         return "-"
 
 
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count after the last ")".
+    fields = text[text.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
 def _default_worker() -> str:
-    # host:pid:thread:pid-namespace, so a claim can be told dead on this machine (above).
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_native_id()}:{_pid_namespace()}"
+    # host:pid:thread:pid-namespace:start, so a claim can be told dead on this machine, even
+    # once its PID is another process's (above).
+    return (
+        f"{socket.gethostname()}:{os.getpid()}:{threading.get_native_id()}:{_pid_namespace()}"
+        f":{_process_start(os.getpid()) or '-'}"
+    )
 
 
 def _one_line(exc: BaseException) -> str:

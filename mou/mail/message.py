@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import email.policy
 import hashlib
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
 
+from mou.addresses import parse_address
 from mou.clock import utcnow
 from mou.settings import Settings
 from mou.store import files as filestore
@@ -20,6 +20,8 @@ from mou.store.models import OutboxMessage
 # Bodies are base64/quoted-printable rather than 8bit, so relays without 8BITMIME accept them;
 # non-ASCII headers and filenames are RFC 2047/2231 encoded.
 POLICY = email.policy.SMTP.clone(cte_type="7bit")
+# Messages sent in answer to one received: receipts, and the answer to mail with no workbook.
+REPLY_KINDS = ("receipt", "mail-answer")
 
 
 def build_email(message: OutboxMessage, settings: Settings) -> EmailMessage:
@@ -34,6 +36,13 @@ def build_email(message: OutboxMessage, settings: Settings) -> EmailMessage:
     # UTC as read back, so the zone is "+0000" on both databases).
     mail["Date"] = format_datetime(message.created_at or utcnow())
     mail["Message-ID"] = message.message_id
+    if message.in_reply_to:
+        mail["In-Reply-To"] = message.in_reply_to
+    if message.references:
+        mail["References"] = message.references
+    # RFC 3834: every message of the service is automatic, so auto-responders stay quiet
+    # (and nothing answers an answer); replies to a message say so.
+    mail["Auto-Submitted"] = "auto-replied" if message.kind in REPLY_KINDS else "auto-generated"
     mail.set_content(message.body_text)
     if message.body_html:
         mail.add_alternative(message.body_html, subtype="html")
@@ -58,28 +67,6 @@ def _content_type(value: str) -> tuple[str, str, dict[str, str]]:
         if name.strip():
             params[name.strip().lower()] = param.strip().strip('"')
     return maintype, subtype, params
-
-
-def parse_address(text: str) -> Address:
-    """``Name <local@domain>`` or a bare address as an Address; the domain in IDNA if need be.
-
-    Raises ValueError for anything else, and for a non-ASCII mailbox name (before the ``@``).
-    """
-    name, addr = parseaddr(text)
-    local, at, domain = addr.rpartition("@")
-    if not at or not local or not domain:
-        raise ValueError(f"not an email address: {text!r}")
-    if not local.isascii():
-        raise ValueError(f"non-ASCII mailbox names are not supported: {text!r}")
-    if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise ValueError(f"not an email address: {text!r}") from exc
-    try:
-        return Address(display_name=name, username=local, domain=domain)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"not an email address: {text!r}") from exc
 
 
 def eml_filename(key: str) -> str:

@@ -27,7 +27,8 @@ from mou.store.models import OutboxMessage
 logger = logging.getLogger(__name__)
 
 # partial: delivered, but some recipients were refused (last_error names them).
-STATUSES = ("pending", "sending", "sent", "partial", "failed")
+# bounced: delivered to the relay, then returned by a delivery status notification.
+STATUSES = ("pending", "sending", "sent", "partial", "failed", "bounced")
 
 _KEY_LENGTH = 200  # OutboxMessage.key
 _KIND_LENGTH = 20  # OutboxMessage.kind
@@ -57,8 +58,12 @@ def enqueue_message(
     cycle_id: int | None = None,
     state_id: int | None = None,
     submission_id: int | None = None,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
 ) -> tuple[OutboxMessage, bool]:
     """Record an email to send once; returns (row, created). An existing ``key`` wins as is.
+
+    ``in_reply_to`` and ``references`` (Message-IDs) make it a reply in that thread.
 
     The row becomes visible to deliverers when the caller's transaction commits. Raises
     ValueError for a message that could never be sent (bad address, multi-line subject).
@@ -95,6 +100,8 @@ def enqueue_message(
         attempts=0,
         message_id=make_msgid(domain=_domain_of(settings.mail_from)),
         created_at=utcnow(),
+        in_reply_to=in_reply_to,
+        references=" ".join(references) or None,
     )
     try:
         with session.begin_nested():
@@ -196,3 +203,40 @@ def retry_failed(
 
 
 RETRY_WINDOW = dt.timedelta(days=30)
+# Mail that did not reach everyone: refused by the relay (all or some recipients), or
+# returned later by a delivery status notification read from the mailbox.
+MAIL_PROBLEMS = ("failed", "partial", "bounced")
+
+
+def undelivered(
+    session: Session,
+    *,
+    cycle_id: int | None = None,
+    outside_cycles: bool = False,
+    now: dt.datetime | None = None,
+) -> list[dict[str, str | int | None]]:
+    """Mail that did not reach everyone (failed, partly refused, or bounced by the recipient's
+    server), oldest first, as plain data.
+
+    Of one cycle (``cycle_id``), or, with ``outside_cycles``, mail of no cycle (the
+    Secretariat's alerts, receipts of returns whose cycle was never read) of the last
+    ``RETRY_WINDOW``: what ``retry_failed`` without a key would send again.
+    """
+    query = select(OutboxMessage).where(OutboxMessage.status.in_(MAIL_PROBLEMS))
+    if outside_cycles:
+        since = (now or utcnow()) - RETRY_WINDOW
+        query = query.where(OutboxMessage.cycle_id.is_(None), OutboxMessage.created_at >= since)
+    else:
+        query = query.where(OutboxMessage.cycle_id == cycle_id)
+    return [
+        {
+            "kind": message.kind,
+            "key": message.key,
+            "status": message.status,
+            "error": message.last_error,
+            "state_id": message.state_id,
+            "to": ", ".join(message.to),
+            "created": message.created_at.isoformat(timespec="seconds"),
+        }
+        for message in session.scalars(query.order_by(OutboxMessage.created_at, OutboxMessage.id))
+    ]

@@ -16,6 +16,7 @@ from mou.accounts.sessions import SignedIn
 from mou.clock import utcnow
 from mou.cycle.links import portal_link
 from mou.cycle.standing import cycle_status
+from mou.mail.outbox import undelivered
 from mou.portal import cycle_page, pages
 from mou.portal.cycle_actions import COMMENT_ROWS, forget_notice, read_notice
 from mou.portal.security import content_disposition
@@ -43,6 +44,7 @@ def router(portal: Portal) -> APIRouter:
         with session_scope(settings) as session:
             cycles = pages.cycles_overview(session)
             set_aside = pages.set_aside_submissions(session)
+            mail_outside = undelivered(session, outside_cycles=True)
         response = portal.render_dashboard(
             request,
             "dashboard.html",
@@ -50,6 +52,7 @@ def router(portal: Portal) -> APIRouter:
             signed,
             cycles=cycles,
             set_aside=set_aside,
+            mail_outside=mail_outside,
             notice=read_notice(settings, request),
         )
         forget_notice(response)
@@ -103,6 +106,7 @@ def router(portal: Portal) -> APIRouter:
                 "opened_at": cycle.opened_at,
                 "closed_at": cycle.closed_at,
                 "summary": status["summary"],
+                "mail_problems": status["mail_problems"],
             }
             reports = pages.report_files(reports_folder(settings, cycle))
             released = {kind: current_release(session, cycle_id, kind) for kind in KINDS}
@@ -178,6 +182,28 @@ def router(portal: Portal) -> APIRouter:
                 "content-disposition": content_disposition(
                     filename, f"submission-{submission_id}.xlsx"
                 )
+            },
+        )
+
+    @routes.get("/dashboard/documents/{document_id}", include_in_schema=False)
+    def dashboard_document(
+        request: Request, signed: Signed, document_id: int = Path(ge=1, le=MAX_ID)
+    ) -> Response:
+        """A supporting document, as a download (never shown inline: it is the sender's)."""
+        lang = portal.lang_of(request)
+        with session_scope(settings) as session:
+            found = session.get(m.SupportingDocument, document_id)
+            if found is None:
+                raise PortalError(404, "not_found", lang=lang)
+            sha256, filename = found.sha256, found.filename
+        path = filestore.path_for(settings.files_dir, sha256)
+        if not path.is_file():
+            raise PortalError(404, "not_found", lang=lang)
+        return FileResponse(
+            path,
+            media_type="application/octet-stream",
+            headers={
+                "content-disposition": content_disposition(filename, f"document-{document_id}")
             },
         )
 

@@ -19,6 +19,7 @@ from mou.clock import utcnow
 from mou.cycle.context import template_for
 from mou.errors import Refused
 from mou.i18n.languages import LANGUAGE_NAMES, pick
+from mou.intake.documents import document_problem, keep_document
 from mou.portal import pages
 from mou.portal.cycle_page import form_fields
 from mou.portal.security import (
@@ -31,9 +32,11 @@ from mou.portal.security import (
 )
 from mou.portal.shared import MAX_ID, Portal, PortalError
 from mou.service.protocol import INGEST_INLINE, INGEST_QUEUED, receive_file
+from mou.settings import Settings
 from mou.store.database import session_scope
 from mou.workbook import XLSX_CONTENT_TYPE
 
+MAX_DOCUMENTS = 5  # supporting documents uploaded beside one workbook
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries, part headers and the CSRF field
 
 
@@ -118,7 +121,7 @@ def router(portal: Portal) -> APIRouter:
         parser = MultiPartParser(
             request.headers,
             limited_stream(request.stream(), limit + FORM_OVERHEAD),
-            max_files=1,
+            max_files=1 + MAX_DOCUMENTS,
             max_fields=4,
             max_part_size=16 * 1024,
         )
@@ -137,10 +140,22 @@ def router(portal: Portal) -> APIRouter:
                 raise PortalError(400, "no_file", lang=lang, back=back)
             data = await workbook.read(limit + 1)
             filename = workbook.filename or ""
+            # Supporting documents beside the workbook (optional; within the same limit).
+            documents = [
+                (upload.filename or "", await upload.read(limit + 1))
+                for upload in form.getlist("documents")
+                if isinstance(upload, UploadFile) and upload.filename
+            ]
         finally:
             await form.close()
         if len(data) > limit:
             raise too_large
+        documents = [(name, content) for name, content in documents if content]
+        for name, content in documents:
+            if document_problem(settings, name, content) is not None:
+                raise PortalError(
+                    415, "unsupported_document", lang=lang, params={"name": name}, back=back
+                )
         sniffed = sniff_spreadsheet(filename, data[:8])
         if not sniffed.ok:
             if sniffed.reason == "no_file":
@@ -171,6 +186,8 @@ def router(portal: Portal) -> APIRouter:
         status = await run_in_threadpool(visible_status)
         if status is None:  # the same bytes were received before, for another request
             raise PortalError(409, "duplicate", lang=lang, back=back)
+        if documents:
+            await run_in_threadpool(_keep_documents, settings, submission_id, documents)
         if status == "received" and portal.ingest_here():
             portal.start_ingest(submission_id)
         return RedirectResponse(f"/r/{token}/submissions/{submission_id}?lang={lang}", 303)
@@ -201,3 +218,11 @@ def router(portal: Portal) -> APIRouter:
         )
 
     return routes
+
+
+def _keep_documents(
+    settings: Settings, submission_id: int, documents: list[tuple[str, bytes]]
+) -> None:
+    with session_scope(settings) as session:
+        for name, content in documents:
+            keep_document(session, settings, submission_id, name, content, channel="portal")

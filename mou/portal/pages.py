@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from mou.clock import as_utc
 from mou.cycle.standing import cycle_status, open_corrections, state_deadline
 from mou.i18n.formatting import Formatter
+from mou.intake.documents import DOCUMENT_TYPES, documents_of
 from mou.store import models as m
 
 
@@ -160,6 +161,16 @@ class IssueView:
 
 
 @dataclass
+class DocumentView:
+    """A supporting document kept with a submission (served at /dashboard/documents/ID)."""
+
+    id: int
+    filename: str
+    kind: str  # "PDF", "Word", ... from the sniffed type
+    size: int
+
+
+@dataclass
 class SubmissionView:
     id: int
     status: str  # received | accepted | rejected
@@ -175,6 +186,7 @@ class SubmissionView:
     current: bool
     state: str | None
     issues: list[IssueView] = field(default_factory=list)
+    documents: list[DocumentView] = field(default_factory=list)
 
     @property
     def errors(self) -> list[IssueView]:
@@ -280,11 +292,18 @@ def cycle_submissions(session: Session, cycle_id: int) -> dict[int, list[Submiss
         )
         .order_by(m.Submission.id.desc())
     ).all()
+    documents = documents_of(session, [row.id for row in rows])
     by_state: dict[int, list[SubmissionView]] = {}
     for row in rows:
         state_id = row.state_id or row.expected_state_id
         if state_id is not None:
-            by_state.setdefault(state_id, []).append(submission_view(row))
+            view = submission_view(row)
+            view.documents = [
+                DocumentView(d.id, d.filename, DOCUMENT_TYPES[d.content_type][0], d.size)
+                for d in documents[row.id]
+                if d.content_type in DOCUMENT_TYPES
+            ]
+            by_state.setdefault(state_id, []).append(view)
     return by_state
 
 

@@ -27,6 +27,7 @@ from mou.reporting import charts
 from mou.reporting.consolidation import (
     ActivityMatrix,
     ConsolidatedCycle,
+    FocalPoint,
     StateRef,
     StatusCounts,
     sort_name,
@@ -297,6 +298,53 @@ def _narrative_groups(consolidated: ConsolidatedCycle, language: str) -> list[di
     return groups
 
 
+def _focal_points_view(
+    consolidated: ConsolidatedCycle, language: str, published: bool
+) -> dict[str, Any] | None:
+    """The annex of focal points: states per species, and per state its national focal point;
+    names and addresses only when ``published``."""
+    annex = consolidated.focal_points
+    if annex is None:
+        return None
+
+    def points(found: Iterable[FocalPoint]) -> list[dict[str, Any]]:
+        listed = sorted(found, key=lambda p: (sort_name(p.state.label(language)), p.email))
+        return [
+            {
+                "state": p.state.label(language),
+                "name": pick(p.name, language) if published else None,
+                "person": p.person if published else None,
+                "email": p.email if published else None,
+            }
+            for p in listed
+        ]
+
+    return {
+        "published": published,
+        "species": [
+            {
+                "name": _initial_capital(pick(species.name, language)),
+                "scientific_name": species.scientific_name,
+                "points": points(found),
+            }
+            for species, found in annex.by_species
+        ],
+        "national": [
+            {"state": state.label(language), "points": points(found)}
+            for state, found in sorted(
+                annex.national, key=lambda row: (sort_name(row[0].label(language)), row[0].code)
+            )
+        ],
+        "species_designated": sum(1 for _species, found in annex.by_species if found),
+        "states_designated": sum(1 for _state, found in annex.national if found),
+    }
+
+
+def _initial_capital(text: str) -> str:
+    """A catalogue name at the head of a table row: "snow leopard" -> "Snow leopard"."""
+    return text[:1].upper() + text[1:]
+
+
 def _is_code(value: str) -> bool:
     return all(part.isdigit() for part in value.split(".")) and "." in value
 
@@ -347,6 +395,7 @@ def progress_summary_html(
                 status_details_only=True,
             ),
             "warnings": r.warnings,
+            "documents": r.documents,
         }
         for r in returns
     ]
@@ -406,6 +455,7 @@ def progress_summary_html(
         carried=carried,
         sections=sections,
         species=consolidated.species,
+        focal_points=_focal_points_view(consolidated, language, settings.publish_focal_points),
     )
 
 

@@ -21,13 +21,23 @@ CONSOLIDATE_TRIGGER: dict[str, Any] = {
     "expect": ["mou.submission.accepted"],
     "match": {"prefect.resource.id": "mou.submission.*"},
     "parameters": {"cycle_id": "{{ event.payload.cycle_id }}"},
-    # A burst of accepted returns collapses into one run (concurrency limit, cancel new).
+    # A burst of accepted returns collapses into one run per cycle: after firing for a cycle,
+    # the trigger ignores that cycle's acceptances for `within` seconds, and the run starts
+    # `schedule_after` seconds after the event, no sooner: so every ignored acceptance was
+    # committed before the run reads the database (within <= schedule_after; one clock).
+    # Whatever a lost event or clock skew leaves stale, the run's re-check, the sweep and the
+    # start-up sweep render (rendered.json); Prefect's slots decide nothing.
+    "for_each": ["mou.cycle.id"],
+    "within": 5,
     "schedule_after": 5,
 }
 
 
-def build_deployments(settings: Settings) -> list[Any]:
-    """RunnerDeployments with their schedules and triggers (imports Prefect lazily)."""
+def build_deployments(settings: Settings, *, mailbox_poll: bool = True) -> list[Any]:
+    """RunnerDeployments with their schedules and triggers (imports Prefect lazily).
+
+    ``mailbox_poll=False`` leaves out poll-mailbox: `mou serve` reads the mailbox itself
+    (IDLE), a second reader there would only repeat its work."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.events import DeploymentEventTrigger
 
@@ -37,6 +47,7 @@ def build_deployments(settings: Settings) -> list[Any]:
     from flows.deliver_outbox import deliver_outbox_flow
     from flows.ingest_submission import ingest_submission_flow
     from flows.open_cycle import open_cycle_flow
+    from flows.poll_mailbox import poll_mailbox_flow
     from flows.send_reminders import send_reminders_flow
     from flows.sweep import sweep_flow
 
@@ -51,7 +62,8 @@ def build_deployments(settings: Settings) -> list[Any]:
         consolidate_cycle_flow.to_deployment(
             name="consolidate-cycle",
             triggers=[DeploymentEventTrigger(**CONSOLIDATE_TRIGGER)],
-            concurrency_limit=one_at_a_time,
+            # No concurrency limit: one would cancel or hold another cycle's run (see
+            # render_if_stale for what keeps renders of one cycle apart).
         ),
         sweep_flow.to_deployment(name="sweep", interval=300, concurrency_limit=one_at_a_time),
         deliver_outbox_flow.to_deployment(
@@ -61,6 +73,12 @@ def build_deployments(settings: Settings) -> list[Any]:
             name="send-reminders", cron="0 6 * * *", concurrency_limit=one_at_a_time
         ),
     ]
+    if mailbox_poll:
+        deployments.append(
+            poll_mailbox_flow.to_deployment(
+                name="poll-mailbox", interval=60, concurrency_limit=one_at_a_time
+            )
+        )
     for instrument in read_catalogue(settings.catalogue_dir).instruments:
         rule = cycle_rrule(instrument)
         deployments.append(
@@ -79,4 +97,9 @@ def serve_deployments(settings: Settings) -> None:
 
     # query_seconds: the runner's poll for runs to start (Prefect's default is 10 s); the
     # PREFECT_RUNNER_POLL_FREQUENCY variable is read when Prefect is first imported, too early.
-    serve(*build_deployments(settings), print_starting_message=False, limit=4, query_seconds=1)
+    serve(
+        *build_deployments(settings, mailbox_poll=False),
+        print_starting_message=False,
+        limit=4,
+        query_seconds=1,
+    )

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from mou.cycle.dispatch import dispatch_request
 from mou.cycle.opening import open_cycle
@@ -72,10 +73,14 @@ def open_and_dispatch(
     deadline: dt.date,
     states: Sequence[str] | None = None,
     progress: Progress | None = None,
+    today: dt.date | None = None,
 ) -> CycleOpening:
-    """Open the cycle, enqueue one request per state (each in its own transaction), send."""
+    """Open the cycle, enqueue one request per state (each in its own transaction), send.
+
+    ``today``: the date of the requests (default: today in UTC); see ``open_cycle`` for what
+    is refused."""
     with session_scope(settings) as session:
-        opened = open_cycle(session, settings, instrument, period, deadline, states)
+        opened = open_cycle(session, settings, instrument, period, deadline, states, today)
         result = CycleOpening(
             opened.cycle.id, instrument, period, opened.cycle.deadline, opened.created
         )
@@ -430,6 +435,37 @@ def standing_mark(session: Any, cycle_id: int) -> str:
     return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def render_if_stale(settings: Settings, cycle_id: int, rounds: int = 5) -> list[Path]:
+    """Render the cycle's progress summaries if they are out of date, and again while they are
+    (returns accepted during a render); returns the files written, none if up to date.
+
+    What consolidation runs do: any number of them, for one cycle or several, may run at once.
+    Those of one cycle take turns (the cycle's render lock) and each decides from the database
+    and ``rendered.json`` whether there is anything to do, so a burst of runs costs one render
+    and no run of one cycle waits for, or cancels, another cycle's.
+    """
+    from mou.reporting.consolidation import consolidate
+
+    written: list[Path] = []
+    for _ in range(rounds):
+        with session_scope(settings) as session:
+            cycle = session.get(m.ReportingCycle, cycle_id)
+            if cycle is None:
+                return written
+            folder = reports_folder(settings, cycle)
+            languages = list(cycle.instrument.languages)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _turn(folder):
+            with session_scope(settings) as session:
+                counted = _counted_returns(session, cycle_id).get(cycle_id, set())
+                mark = standing_mark(session, cycle_id)
+                if not _out_of_date(folder, languages, counted, mark):
+                    return written
+                consolidated = consolidate(session, cycle_id, forms_dir=settings.forms_dir)
+            written = _render(settings, consolidated, folder, languages, mark)
+    return written
+
+
 @contextmanager
 def _turn(folder: Path) -> Iterator[None]:
     with (folder / ".render.lock").open("a") as lock:
@@ -477,35 +513,50 @@ def _write_atomically(target: Path, data: bytes) -> None:
     partial.replace(target)
 
 
+def _counted_returns(session: Session, cycle_id: int | None = None) -> dict[int, set[int]]:
+    """Cycle id -> the ids of its accepted returns that count now (of one cycle, or all)."""
+    query = select(m.Submission.cycle_id, m.Submission.id).where(
+        m.Submission.status == "accepted",
+        m.Submission.superseded_by_id.is_(None),
+        m.Submission.cycle_id.is_not(None),
+    )
+    if cycle_id is not None:
+        query = query.where(m.Submission.cycle_id == cycle_id)
+    counted: dict[int, set[int]] = {}
+    for cycle, submission_id in session.execute(query):
+        counted.setdefault(cycle, set()).add(submission_id)
+    return counted
+
+
+def _out_of_date(folder: Path, languages: Sequence[str], counted: set[int], mark: str) -> bool:
+    """Whether a cycle's summaries are missing, made from other returns than ``counted`` or
+    under another standing ``mark`` (a cycle with no counted return has nothing to render)."""
+    if not counted:
+        return False
+    manifest = _manifest(folder)
+    return any(
+        set(manifest.get(language, ())) != counted
+        or manifest.get(f"{language}{MARK}") != mark
+        or not (folder / f"progress-summary-{language}.pdf").exists()
+        for language in languages
+    )
+
+
 def stale_reports(settings: Settings) -> list[int]:
     """Cycles whose progress summaries are missing or made from other accepted returns than
     the ones that count now (a render lost to a crash, or a burst that came during one)."""
     with session_scope(settings) as session:
-        counted: dict[int, set[int]] = {}
-        for cycle_id, submission_id in session.execute(
-            select(m.Submission.cycle_id, m.Submission.id).where(
-                m.Submission.status == "accepted",
-                m.Submission.superseded_by_id.is_(None),
-                m.Submission.cycle_id.is_not(None),
-            )
-        ):
-            counted.setdefault(cycle_id, set()).add(submission_id)
+        counted = _counted_returns(session)
         cycles = session.scalars(
             select(m.ReportingCycle).where(m.ReportingCycle.id.in_(counted))
         ).all()
         places = {c.id: (reports_folder(settings, c), list(c.instrument.languages)) for c in cycles}
         marks = {c.id: standing_mark(session, c.id) for c in cycles}
-    stale = []
-    for cycle_id, (folder, languages) in sorted(places.items()):
-        manifest = _manifest(folder)
-        if any(
-            set(manifest.get(language, ())) != counted[cycle_id]
-            or manifest.get(f"{language}{MARK}") != marks[cycle_id]
-            or not (folder / f"progress-summary-{language}.pdf").exists()
-            for language in languages
-        ):
-            stale.append(cycle_id)
-    return stale
+    return [
+        cycle_id
+        for cycle_id, (folder, languages) in sorted(places.items())
+        if _out_of_date(folder, languages, counted[cycle_id], marks[cycle_id])
+    ]
 
 
 def render_stale_reports(settings: Settings, rounds: int = 5) -> list[int]:
@@ -520,15 +571,18 @@ def render_stale_reports(settings: Settings, rounds: int = 5) -> list[int]:
             break
         for cycle_id in sorted(set(stale) | set(national)):
             try:
-                if cycle_id in stale:
-                    consolidate_and_render(settings, cycle_id)
+                written = False
+                if cycle_id in stale:  # a consolidation run may just have rendered it
+                    written = bool(render_if_stale(settings, cycle_id, rounds=1))
                 if cycle_id in national:
                     render_national_reports(settings, cycle_id)
+                    written = True
             except Exception:  # one cycle that cannot be rendered must not stop the others
                 log.exception("reports of cycle %s not rendered", cycle_id)
                 failing.add(cycle_id)
                 continue
-            rendered.append(cycle_id)
+            if written:
+                rendered.append(cycle_id)
     return rendered
 
 

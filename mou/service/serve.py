@@ -52,7 +52,19 @@ def banner(settings: Settings, api_url: str) -> list[str]:
         f"Files:          {settings.var_dir}",
         f"Inbox:          {settings.inbox_dir} (drop returned workbooks here)",
         f"Outbox:         {outbox}",
+        f"Mailbox:        {mailbox_line(settings)}",
     ]
+
+
+def mailbox_line(settings: Settings) -> str:
+    """Where the mailbox is read, never with its password."""
+    if not settings.imap_host:
+        return "off (set MOU_IMAP_HOST to read returns sent by email)"
+    return (
+        f"{settings.imap_user}@{settings.imap_host}:{settings.effective_imap_port}/"
+        f"{settings.imap_folder} ({settings.imap_security}), read mail moved to "
+        f"{settings.imap_processed_folder}"
+    )
 
 
 def _start_up_sweep(settings: Settings) -> None:
@@ -109,6 +121,12 @@ def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> Non
     ingest = InlineIngest(settings)
     watcher = InboxWatcher(settings, ingest=ingest)
     watcher.start()
+    mailbox = None
+    if settings.imap_host:
+        from mou.service.mailbox import start_listener
+
+        # IDLE where the server offers it, else a look every MOU_IMAP_POLL_SECONDS.
+        mailbox = start_listener(settings, ingest)
     # What the last run left (a kill -9 mid-burst): undecided returns, receipts, stale
     # summaries, mail. Beside the service, so it starts serving at once.
     threading.Thread(
@@ -120,5 +138,7 @@ def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> Non
         print("stopping...", file=sys.stderr, flush=True)
     finally:
         watcher.stop()
+        if mailbox is not None:
+            mailbox.stop()
         stop_portal()
         ingest.close()

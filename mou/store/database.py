@@ -88,17 +88,20 @@ def fit(model: type[Any], column: str, value: str | None) -> str | None:
     return value[: length - 1] + "…"
 
 
-def begin_sqlite_transaction(session: Session) -> None:
-    """Start the transaction before a SAVEPOINT on SQLite.
+def begin_sqlite_transaction(session: Session, immediate: bool = False) -> None:
+    """Start the transaction now on SQLite (nothing elsewhere).
 
     pysqlite begins transactions only before data changes, so a savepoint opened first would
     start the transaction itself, and its RELEASE would commit it behind the caller's back.
+    ``immediate`` also takes the database's write lock now (waiting for it up to the busy
+    timeout), for reads that a write of the same transaction depends on; a transaction that
+    has already written holds it.
     """
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         return
     if not connection.connection.dbapi_connection.in_transaction:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def insert_unless_present(

@@ -268,7 +268,7 @@ class OutboxMessage(Base):
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(
         String(10), default="pending"
-    )  # pending|sending|sent|failed
+    )  # pending|sending|sent|partial|failed|bounced
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # A sender claims a message before sending so two workers never send the same one.
@@ -278,6 +278,11 @@ class OutboxMessage(Base):
     message_id: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # A reply (receipt, answer to an email) names the message it answers, so it is threaded.
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    references: Mapped[str | None] = mapped_column(Text)
+    # A delivery status notification said it did not arrive (status "bounced", last_error why).
+    bounced_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class StoredFile(Base):
@@ -500,3 +505,62 @@ class ContactChange(Base):
     old: Mapped[Any] = mapped_column(JSON)
     new: Mapped[Any] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class MailMessage(Base):
+    """A message read from the Secretariat's mailbox, recorded (raw bytes and this row)
+    before anything is done with it. ``key`` is its Message-ID (or the sha256 of its bytes
+    when it has none), so reading it again finds this row; ``handled_at`` says its effects
+    (submissions, an answer, a bounce marked) are committed."""
+
+    __tablename__ = "mail_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    raw_sha256: Mapped[str] = mapped_column(ForeignKey("stored_files.sha256"))
+    message_id: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str | None] = mapped_column(String(254))  # the From address
+    from_header: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    sent_date: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    references: Mapped[str | None] = mapped_column(Text)
+    folder: Mapped[str] = mapped_column(String(200), default="")
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # return | no_workbook | auto_reply | bounce | ignored, once handled.
+    kind: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)  # what was done, in a line
+    handled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # The outbox message it answers (In-Reply-To / References), or that it says bounced.
+    outbox_message_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_messages.id"))
+
+
+class MailSubmission(Base):
+    """A return that came in a mailbox message (its receipt is a reply to that message)."""
+
+    __tablename__ = "mail_submissions"
+    __table_args__ = (UniqueConstraint("mail_message_id", "submission_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mail_message_id: Mapped[int] = mapped_column(ForeignKey("mail_messages.id"))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+
+    mail_message: Mapped[MailMessage] = relationship()
+
+
+class SupportingDocument(Base):
+    """A document sent beside a return (a national plan, a map, a legal text): kept with the
+    submission, its type sniffed from its bytes, never parsed."""
+
+    __tablename__ = "supporting_documents"
+    __table_args__ = (UniqueConstraint("submission_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("stored_files.sha256"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int]
+    channel: Mapped[str] = mapped_column(String(10))  # email | portal
+    mail_message_id: Mapped[int | None] = mapped_column(ForeignKey("mail_messages.id"))
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -8,6 +8,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
@@ -31,6 +32,7 @@ from mou.workbook.layout import (
     LISTS_SHEET,
     META_SHEET,
 )
+from mou.workbook.measure import DEFAULT_SIZE, FONT, TextMeasure
 
 INPUT_FILL = PatternFill("solid", start_color="FFF2CC")  # pale yellow: fill me in
 CARRIED_FILL = PatternFill("solid", start_color="DDEBF7")  # pale blue: carried forward
@@ -41,6 +43,33 @@ WRAP = Alignment(wrap_text=True, vertical="top")
 UNLOCKED = Protection(locked=False)
 NUMBER_FORMATS = {"integer": "0", "year": "0", "decimal": "0.00", "date": "DD.MM.YYYY"}
 WIDTHS = {"text": 32, "integer": 14, "decimal": 14, "year": 12, "date": 14, "boolean": 12}
+SCALAR_WIDTHS = {1: 46, 2: 40, 3: 24, 4: 48}  # label, input, expected entry, help
+MULTILINE_INPUT_PT = 90.0  # room to type a paragraph in a multiline answer
+TABLE_INPUT_PT = 45.0  # the same in a table row with a multiline column
+
+
+def font(
+    size: float = DEFAULT_SIZE,
+    *,
+    bold: bool = False,
+    italic: bool = False,
+    color: str | None = None,
+) -> Font:
+    """A cell font, always named (see ``measure.FONT``)."""
+    return Font(name=FONT, size=size, bold=bold, italic=italic, color=color)
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A text put in a sheet, kept to size its row once the column widths are known."""
+
+    row: int
+    first_column: int
+    last_column: int
+    text: str
+    size: float
+    bold: bool
+    space_after: float = 0.0  # points below the text: paragraphs of instructions
 
 
 @dataclass(frozen=True)
@@ -72,13 +101,9 @@ def options(context: TemplateContext, ref: str, language: str) -> list[tuple[str
     return [(c.value, c.label(language)) for c in context.form.choices[ref]]
 
 
-def _sheet_title(index: int, title: str, used: set[str]) -> str:
-    clean = re.sub(r"[\[\]:*?/\\']", " ", title).strip()
-    candidate = f"{index}. {clean}"[:31].rstrip()
-    while candidate in used:
-        candidate = candidate[:28] + f"~{len(used)}"
-    used.add(candidate)
-    return candidate
+def _sheet_title(index: int, section: Section, language: str) -> str:
+    # The form specification checks on load that every tab fits Excel's 31 characters.
+    return section.tab_title(index, language)
 
 
 def _absolute(ws: Worksheet, first: str, last: str | None = None) -> str:
@@ -92,12 +117,18 @@ def _absolute(ws: Worksheet, first: str, last: str | None = None) -> str:
 
 
 class _Builder:
-    def __init__(self, context: TemplateContext, messages: Messages) -> None:
+    def __init__(self, context: TemplateContext, messages: Messages, fonts: Path) -> None:
         self.context = context
+        self.measure = TextMeasure(fonts)
+        self.placed: list[_Placed] = []
+        self.floors: dict[int, float] = {}  # least heights of rows, by row
         self.form = context.form
         self.language = context.identity.language
         self.messages = messages
         self.wb = Workbook()
+        # The Normal style's font is what blank cells show and what column widths count in.
+        self.wb._named_styles["Normal"].font = font()
+        self.wb._fonts[0] = font()
         self.lists_ws: Worksheet | None = None
         self.list_refs: dict[str, str] = {}
         self.validations: dict[str, list[DataValidation]] = {}
@@ -152,7 +183,7 @@ class _Builder:
     def validation(self, ws: Worksheet, spec: FieldSpec, cells: str) -> None:
         """Dropdowns and range checks; the reader checks again, this only helps the typist."""
         title = spec.label(self.language)[:32]
-        prompt = self.hint(spec)[:255]
+        prompt = _clip(self.hint(spec), 255)
         dv: DataValidation | None = None
         if spec.type in ("choice",):
             dv = DataValidation(type="list", formula1="=" + self.list_ref(spec.choices or ""))
@@ -184,6 +215,7 @@ class _Builder:
         cell.protection = UNLOCKED
         cell.border = BORDER
         cell.alignment = WRAP
+        cell.font = font()
         cell.fill = INPUT_FILL
         if spec.type in NUMBER_FORMATS:
             cell.number_format = NUMBER_FORMATS[spec.type]
@@ -211,18 +243,61 @@ class _Builder:
         self.wb.defined_names[key] = DefinedName(key, attr_text=target)
 
     # -- sheets --------------------------------------------------------------------------
+    def put(
+        self,
+        ws: Worksheet,
+        row: int,
+        column: int,
+        text: Any,
+        cell_font: Font,
+        *,
+        span: int = 1,
+        space_after: float = 0.0,
+    ) -> Any:
+        """Write a text cell (wrapped, named font) and remember it for the row's height."""
+        cell = ws.cell(row=row, column=column, value=text)
+        cell.font = cell_font
+        if cell.alignment is None or not cell.alignment.wrap_text:
+            cell.alignment = WRAP
+        if span > 1:
+            ws.merge_cells(
+                start_row=row, start_column=column, end_row=row, end_column=column + span - 1
+            )
+        if text is not None:
+            self.placed.append(
+                _Placed(
+                    row,
+                    column,
+                    column + span - 1,
+                    str(text),
+                    float(cell_font.sz or DEFAULT_SIZE),
+                    bool(cell_font.b),
+                    space_after,
+                )
+            )
+        return cell
+
+    def fit_rows(self, ws: Worksheet, widths: dict[int, float]) -> None:
+        """Give every row the height its texts need in their (final) column widths."""
+        heights: dict[int, float] = dict(self.floors)
+        for placed in self.placed:
+            columns = sum(
+                widths.get(c, 8.43) for c in range(placed.first_column, placed.last_column + 1)
+            )
+            needed = self.measure.height(placed.text, columns, placed.size, placed.bold)
+            needed += placed.space_after
+            heights[placed.row] = max(heights.get(placed.row, 0.0), needed)
+        for row, height in heights.items():
+            ws.row_dimensions[row].height = round(height, 1)
+        self.placed, self.floors = [], {}
+
     def instructions(self) -> None:
         ws = self.wb.active
         ws.title = self.messages.ui("instructions_sheet")
         ui = self.messages.ui
         ctx = self.context
-        ws.column_dimensions["A"].width = 30
-        ws.column_dimensions["B"].width = 90
-        ws["A1"] = self.form.title(self.language)
-        ws["A1"].font = Font(bold=True, size=14, color="1F4E79")
-        ws["A1"].alignment = WRAP
-        ws.merge_cells("A1:B1")
-        ws.row_dimensions[1].height = 40
+        widths = {1: 30.0, 2: 90.0}
+        self.put(ws, 1, 1, self.form.title(self.language), self.title_font, span=2)
         facts = [
             (ui("instrument"), ctx.instrument_name),
             (ui("state"), ctx.state_name),
@@ -231,17 +306,14 @@ class _Builder:
             (ui("form_version"), str(self.form.version)),
         ]
         for row, (label, value) in enumerate(facts, start=3):
-            ws.cell(row=row, column=1, value=label).font = Font(bold=True)
-            ws.cell(row=row, column=2, value=value).alignment = WRAP
+            self.put(ws, row, 1, label, font(bold=True))
+            self.put(ws, row, 2, value, font())
         row = len(facts) + 4
         for paragraph in self.form.instructions(self.language).split("\n\n"):
-            cell = ws.cell(row=row, column=1, value=paragraph.strip())
-            ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=2)
-            cell.alignment = WRAP
-            ws.row_dimensions[row].height = max(15, 15 * (len(paragraph) // 110 + 1))
+            self.put(ws, row, 1, paragraph.strip(), font(), span=2, space_after=6)
             row += 1
         row += 1
-        ws.cell(row=row, column=1, value=ui("legend")).font = Font(bold=True)
+        self.put(ws, row, 1, ui("legend"), font(bold=True))
         for fill, text in (
             (INPUT_FILL, ui("legend_input")),
             (CARRIED_FILL, ui("legend_carried")),
@@ -252,26 +324,33 @@ class _Builder:
             if fill is not None:
                 marker.fill = fill
                 marker.border = BORDER
-            ws.cell(row=row, column=2, value=text).alignment = WRAP
+            self.put(ws, row, 2, text, font())
+        for column, width in widths.items():
+            ws.column_dimensions[get_column_letter(column)].width = width
+        self.fit_rows(ws, widths)
         self.protect(ws)
         self.print_setup(ws, landscape=False)
 
-    def section(self, index: int, section: Section, used: set[str]) -> None:
-        ws = self.wb.create_sheet(_sheet_title(index, section.title(self.language), used))
-        widths: dict[int, float] = {1: 46, 2: 40, 3: 24, 4: 48}
-        ws["A1"] = section.title(self.language)
-        ws["A1"].font = Font(bold=True, size=14, color="1F4E79")
+    @property
+    def title_font(self) -> Font:
+        return font(14, bold=True, color="1F4E79")
+
+    def section(self, index: int, section: Section) -> None:
+        ws = self.wb.create_sheet(_sheet_title(index, section, self.language))
+        widths: dict[int, float] = {}
+        if any(not spec.is_table for spec in section.fields):
+            widths.update(SCALAR_WIDTHS)
+        span = max(4, max((self.table_width(s) for s in section.fields if s.is_table), default=0))
+        self.put(ws, 1, 1, section.title(self.language), self.title_font, span=span)
         row = 2
         if section.help:
-            ws.cell(row=row, column=1, value=section.help(self.language)).alignment = WRAP
-            ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=4)
-            ws.row_dimensions[row].height = max(30, 15 * (len(section.help.en) // 150 + 1))
+            self.put(ws, row, 1, section.help(self.language), font(), span=span)
             row += 1
         row += 1
         freeze: str | None = None
         for spec in section.fields:
             if spec.is_table:
-                row, header_row = self.table(ws, spec, row, widths)
+                row, header_row = self.table(ws, spec, row, widths, span)
                 if freeze is None and spec is section.fields[0]:
                     freeze = f"A{header_row + 1}"
                     ws.print_title_rows = f"{header_row}:{header_row}"
@@ -280,64 +359,67 @@ class _Builder:
             row += 1
         for column, width in widths.items():
             ws.column_dimensions[get_column_letter(column)].width = width
+        self.fit_rows(ws, widths)
         if freeze:
             ws.freeze_panes = freeze
         self.protect(ws)
         self.print_setup(ws, landscape=any(s.is_table for s in section.fields))
 
+    @staticmethod
+    def table_width(spec: FieldSpec) -> int:
+        return len(spec.columns) + (2 if spec.row_source else 0)
+
     def scalar(self, ws: Worksheet, spec: FieldSpec, row: int) -> int:
         label = spec.label(self.language) + (" *" if spec.required else "")
-        ws.cell(row=row, column=1, value=label).alignment = WRAP
-        ws.cell(row=row, column=1).font = Font(bold=spec.required)
-        self.input_cell(ws, row, 2, spec, self.context.prefill.get(spec.key))
-        hint = ws.cell(row=row, column=3, value=self.hint(spec))
-        hint.alignment = WRAP
-        hint.font = Font(italic=True, color="595959", size=9)
+        self.put(ws, row, 1, label, font(bold=spec.required))
+        value = self.context.prefill.get(spec.key)
+        self.input_cell(ws, row, 2, spec, value)
+        if value is not None:
+            self.put(ws, row, 2, ws.cell(row=row, column=2).value, font())
+        self.put(ws, row, 3, self.hint(spec), font(9, italic=True, color="595959"))
         if spec.help:
-            help_cell = ws.cell(row=row, column=4, value=spec.help(self.language))
-            help_cell.alignment = WRAP
-            help_cell.font = Font(size=9, color="404040")
+            self.put(ws, row, 4, spec.help(self.language), font(9, color="404040"))
         if spec.multiline:
-            ws.row_dimensions[row].height = 90
-        elif spec.help and len(spec.help.en) > 60:
-            ws.row_dimensions[row].height = 15 * (len(spec.help.en) // 55 + 1)
+            self.floors[row] = MULTILINE_INPUT_PT
         target = ws.cell(row=row, column=2).coordinate
         self.name(spec.key, _absolute(ws, target))
         self.validation(ws, spec, target)
         return row + 1
 
     def table(
-        self, ws: Worksheet, spec: FieldSpec, row: int, widths: dict[int, float]
+        self, ws: Worksheet, spec: FieldSpec, row: int, widths: dict[int, float], span: int
     ) -> tuple[int, int]:
         ui = self.messages.ui
-        ws.cell(row=row, column=1, value=spec.label(self.language)).font = Font(
-            bold=True, size=12, color="1F4E79"
-        )
+        label_font = font(12, bold=True, color="1F4E79")
+        self.put(ws, row, 1, spec.label(self.language), label_font, span=span)
         row += 1
         if spec.help:
-            ws.cell(row=row, column=1, value=spec.help(self.language)).alignment = WRAP
-            ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=4)
-            ws.row_dimensions[row].height = max(30, 15 * (len(spec.help.en) // 150 + 1))
+            self.put(ws, row, 1, spec.help(self.language), font(), span=span)
             row += 1
         fixed_rows = (
             options(self.context, spec.row_source, self.language) if spec.row_source else []
         )
+        activities = spec.row_source == "@activities"
+        codes = [
+            key if activities else str(position + 1) for position, (key, _) in enumerate(fixed_rows)
+        ]
         headers: list[tuple[str, float]] = []
         if spec.row_source:
-            headers += [(ui("code"), 9 if spec.row_source == "@activities" else 4)]
-            headers += [(ui("item"), 60 if spec.row_source == "@activities" else 36)]
+            # The code column holds its longest code (the header wraps above it).
+            code_width = self.measure.columns_for([*codes, ui("code")], bold=True)
+            headers += [(ui("code"), code_width)]
+            headers += [(ui("item"), 60 if activities else 36)]
         for column in spec.columns:
             width = 50 if column.multiline else WIDTHS.get(column.type, 28)
             headers.append((column.label(self.language) + (" *" if column.required else ""), width))
         header_row = row
         for index, (text, width) in enumerate(headers, start=1):
-            cell = ws.cell(row=row, column=index, value=text)
-            cell.font = Font(bold=True, color="FFFFFF")
+            cell = ws.cell(row=row, column=index)
             cell.fill = HEADER_FILL
             cell.alignment = Alignment(wrap_text=True, vertical="center")
             cell.border = BORDER
+            self.put(ws, row, index, text, font(bold=True, color="FFFFFF"))
             widths[index] = max(widths.get(index, 0), width)
-        ws.row_dimensions[row].height = 45
         row += 1
         first_input = len(headers) - len(spec.columns) + 1
         prefilled = self.context.prefill.get(spec.key) or {}
@@ -346,21 +428,21 @@ class _Builder:
         for position in range(count):
             if spec.row_source:
                 key, label = fixed_rows[position]
-                code = key if spec.row_source == "@activities" else str(position + 1)
-                for column, value in ((1, code), (2, label)):
-                    cell = ws.cell(row=row, column=column, value=value)
-                    cell.alignment = WRAP
-                    cell.border = BORDER
-                    cell.font = Font(size=9) if column == 2 else Font(bold=True)
+                if activities:  # the list's "1.1.1 Strengthen ...": the code has its column
+                    label = label.removeprefix(f"{key} ")
+                for column, value in ((1, codes[position]), (2, label)):
+                    ws.cell(row=row, column=column).border = BORDER
+                    self.put(ws, row, column, value, font(9) if column == 2 else font(bold=True))
                 values = prefilled.get(key, {})
             else:
                 values = prefilled.get(str(position + 1), {})
             for offset, column in enumerate(spec.columns):
-                self.input_cell(ws, row, first_input + offset, column, values.get(column.key))
-            if spec.row_source == "@activities":
-                ws.row_dimensions[row].height = 60
-            elif any(c.multiline for c in spec.columns):
-                ws.row_dimensions[row].height = 45
+                place = first_input + offset
+                self.input_cell(ws, row, place, column, values.get(column.key))
+                if values.get(column.key) is not None:
+                    self.put(ws, row, place, ws.cell(row=row, column=place).value, font())
+            if any(c.multiline for c in spec.columns):
+                self.floors[row] = TABLE_INPUT_PT
             row += 1
         last_row = row - 1
         start_column = 1 if spec.row_source else first_input
@@ -408,17 +490,25 @@ class _Builder:
         ws.print_options.gridLines = False
 
 
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to Excel's limit of a prompt at the end of a listed option, not mid-word."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 2]
+    return cut[: cut.rfind("; ")] + "; …" if "; " in cut else cut.rsplit(" ", 1)[0] + " …"
+
+
 def _fmt(value: Any) -> str:
     return f"{value:,}".replace(",", " ") if isinstance(value, int) else str(value)
 
 
 def build_template(context: TemplateContext, settings: Settings) -> bytes:
     """The blank (or carried-forward) workbook for one state and cycle, as .xlsx bytes."""
-    builder = _Builder(context, Messages(settings.forms_dir, context.identity.language))
+    fonts = settings.templates_dir / "reports" / "fonts"
+    builder = _Builder(context, Messages(settings.forms_dir, context.identity.language), fonts)
     builder.instructions()
-    used = {builder.wb.active.title}
     for index, section in enumerate(context.form.sections, start=1):
-        builder.section(index, section, used)
+        builder.section(index, section)
     builder.meta(sign_identity(context.identity, settings.keyring))
     builder.wb.properties.title = context.form.title(context.identity.language)
     builder.wb.properties.creator = "CMS Secretariat reporting service"

@@ -150,14 +150,39 @@ def _fold(text: str) -> str:
     return _text(text).casefold().replace("ё", "е")
 
 
+_BRACKETED = re.compile(r"\s*\(([^()]*)\)\s*")
+
+
+def _spellings(label: str) -> list[str]:
+    """A label and what people type for it: "архар (аргали)" is also "архар" and "аргали"."""
+    found = [label]
+    synonyms = _BRACKETED.findall(label)
+    bare = _BRACKETED.sub(" ", label).strip()
+    if synonyms and bare:
+        found.append(bare)
+        found += [s for s in synonyms if s.strip()]
+    return found
+
+
 def choice_index(options: Iterable[tuple[str, Iterable[str]]]) -> dict[str, str]:
-    """Map every accepted spelling (value, labels in any language) to the stored value."""
+    """Map every accepted spelling (value, labels in any language, each label without its
+    bracketed synonym and the synonym alone) to the stored value, ignoring case.
+
+    A full label wins over a shortened one, and a shortened one that two options share is
+    kept by the first: it is then only accepted in full for the other.
+    """
     index: dict[str, str] = {}
-    for value, spellings in options:
+    shortened: list[tuple[str, str]] = []
+    for value, labels in options:
         index[_fold(value)] = value
-        for spelling in spellings:
-            if spelling:
-                index.setdefault(_fold(spelling), value)
+        for label in labels:
+            if not label:
+                continue
+            full, *short = _spellings(label)
+            index.setdefault(_fold(full), value)
+            shortened += [(_fold(spelling), value) for spelling in short]
+    for spelling, value in shortened:
+        index.setdefault(spelling, value)
     return index
 
 
@@ -168,15 +193,29 @@ def to_choice(raw: Any, index: dict[str, str]) -> str:
     return value
 
 
+# Several choices in one cell: separated by ";", "," or new lines. A comma inside brackets
+# belongs to a label ("kulan (Asiatic wild ass, onager)").
+_SEPARATORS = re.compile(r"[;\n\r]+|,(?![^()]*\))")
+
+
 def to_choices(raw: Any, index: dict[str, str]) -> list[str]:
-    parts = [p for p in re.split(r"[;\n]+", str(raw)) if p.strip()]
-    if len(parts) == 1 and "," in parts[0] and _fold(parts[0]) not in index:
-        parts = [p for p in parts[0].split(",") if p.strip()]
+    """Every choice named in a cell, in order and once each; Unreadable("unknown_choices")
+    names the parts that are not options (``unknown``)."""
+    text = str(raw)
+    if _fold(text) in index:  # one label that holds a separator itself
+        return [index[_fold(text)]]
     values: list[str] = []
-    for part in parts:
-        value = to_choice(part, index)
-        if value not in values:
+    unknown: list[str] = []
+    for part in _SEPARATORS.split(text):
+        if not part.strip():
+            continue
+        value = index.get(_fold(part))
+        if value is None:
+            unknown.append(_text(part))
+        elif value not in values:
             values.append(value)
+    if unknown:
+        raise Unreadable("unknown_choices", unknown="; ".join(unknown)[:120])
     return values
 
 

@@ -108,6 +108,11 @@ def inspect_zip(data: bytes, limits: Limits) -> ZipReport:
             if b"opendocument" in handle.read(200):
                 raise Problem("ods")
     if "xl/workbook.xml" not in names:
+        # A package whose workbook is elsewhere (openpyxl and Excel follow _rels/.rels to it)
+        # is refused, not read: every spreadsheet program writes xl/, and the size and cell
+        # checks here know its layout. Its sender is told how to make a usual one.
+        if "[Content_Types].xml" in names and any(n.endswith("/workbook.xml") for n in names):
+            raise Problem("unusual_layout")
         raise Problem("not_a_workbook")
     if any(n.lower().endswith("vbaproject.bin") for n in names):
         raise Problem("macros")

@@ -33,7 +33,9 @@ from mou.workbook.convert import (
 from mou.workbook.extract import Extraction, NamedRange
 from mou.workbook.layout import ROW_KEY_COLUMNS
 
-WARNING_CODES = {"approximate", "external_links", "extra_content", "future_date"}
+WARNING_CODES = {"external_links", "extra_content", "future_date"}
+# Words in a number cell: their severity is the form's rule (``not_a_number``), one for all.
+NOT_A_NUMBER_CODES = {"approximate", "not_integer", "not_number", "not_year"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class _Validator:
         self.language = messages.language
         self.result = Validation()
         self._indexes: dict[str, dict[str, str]] = {}
+        self.reading_table = False  # a cell of a table's row, not a scalar answer
 
     def issue(
         self,
@@ -107,8 +110,12 @@ class _Validator:
             cell = f"{get_column_letter(column)}{row}"
         label = spec.label(self.language) if spec else (field_key or "")
         location = self.place(where) if where else ""
-        text = self.messages.issue(code, field=label, cell=location, **params)
         severity = "warning" if code in WARNING_CODES else "error"
+        if spec is not None and code in NOT_A_NUMBER_CODES:
+            severity = spec.not_a_number or self.context.form.not_a_number
+            if severity == "warning":
+                code = "not_counted_in_table" if self.reading_table else "not_counted"
+        text = self.messages.issue(code, field=label, cell=location, **params)
         key = field_key or (spec.key if spec else None)
         self.result.issues.append(Issue(severity, code, text, key, sheet, cell))
 
@@ -221,6 +228,13 @@ class _Validator:
             self.result.answers.append(AnswerValue(spec.key, "", "", value))
 
     def table(self, spec: FieldSpec, named: NamedRange, formulas: set) -> None:
+        self.reading_table = True
+        try:
+            self.table_rows(spec, named, formulas)
+        finally:
+            self.reading_table = False
+
+    def table_rows(self, spec: FieldSpec, named: NamedRange, formulas: set) -> None:
         keyed = bool(spec.row_source)
         offset = ROW_KEY_COLUMNS if keyed else 0
         valid_keys = self.row_keys(spec) if keyed else set()
@@ -259,7 +273,22 @@ class _Validator:
             if keyed:
                 filled_rows += 1
         if spec.required and filled_rows == 0:
-            self.issue("table_required", spec, (named.sheet, named.min_row, named.min_col))
+            required = [c for c in spec.columns if c.required]
+            if keyed and required:
+                # The rows are printed: ask for what they lack, not for "a row".
+                column = named.min_col + offset + spec.columns.index(required[0])
+                letter = get_column_letter(column)
+                cells = f"{letter}{named.min_row}:{letter}{named.min_row + len(named.rows) - 1}"
+                self.issue(
+                    "keyed_table_required",
+                    required[0],
+                    (named.sheet, named.min_row, column),
+                    field_key=spec.key,
+                    table=spec.label(self.language),
+                    cells=f"{cells} ({named.sheet})",
+                )
+            else:
+                self.issue("table_required", spec, (named.sheet, named.min_row, named.min_col))
 
     def row_keys(self, spec: FieldSpec) -> set[str]:
         if spec.row_source == "@activities":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,9 +36,27 @@ pytestmark = pytest.mark.timeout(420)
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free port for a server the test starts in another process, which must bind it itself.
+
+    Not one the OS gives for port 0: those come from the range it also gives to every other
+    process's port 0 and outgoing connection, so one released here is soon someone else's on a
+    busy machine. A random free port below that range is not given out by the OS at all.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            first_ephemeral = int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768
+    candidates = range(10000, max(first_ephemeral, 10001))
+    for _ in range(200):
+        port = random.choice(candidates)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, process=None) -> Any:

@@ -11,9 +11,9 @@ from mou.intake.rules import (
     RequestFacts,
     claimed_language,
     identify,
-    next_version,
     request_problem,
     supersession,
+    version_for,
 )
 from mou.workbook.extract import Extraction
 from mou.workbook.identity import TemplateIdentity, sign_identity
@@ -99,9 +99,16 @@ def test_which_request_problem_is_named(change: dict[str, object], problem: str 
     assert request_problem(IDENTITY, dataclasses.replace(FACTS, **change)) == problem
 
 
-def test_versions_count_from_one() -> None:
-    assert next_version(None) == 1
-    assert next_version(2) == 3
+def test_versions_count_from_one_in_the_order_returns_were_received() -> None:
+    assert version_for(4, []) == 1
+    assert version_for(9, [(4, 1), (6, 2)]) == 3
+    assert version_for(9, [(4, 1), (6, None), (7, 2)]) == 3  # 6 took none
+
+
+def test_an_earlier_arrival_accepted_after_a_later_one_takes_no_number() -> None:
+    # Return 5 arrived before 8 but was accepted after it: 8 keeps the number it was given.
+    assert version_for(5, [(3, 1), (8, 2)]) is None
+    assert version_for(5, [(5, None), (8, 1)]) is None  # itself among them: ignored
 
 
 def test_a_later_arrival_supersedes_the_earlier_ones() -> None:

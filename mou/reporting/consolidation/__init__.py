@@ -35,6 +35,7 @@ from mou.reporting.consolidation.activities import (
     activity_matrices,
     status_column,
 )
+from mou.reporting.consolidation.focal_points import focal_points
 from mou.reporting.consolidation.labels import (
     ACTIVITIES_SOURCE,
     SPECIES_SOURCE,
@@ -54,6 +55,8 @@ from mou.reporting.consolidation.model import (
     CycleInfo,
     DataQuality,
     DataWarning,
+    FocalPoint,
+    FocalPoints,
     Narrative,
     PopulationSite,
     PopulationSummary,
@@ -115,6 +118,8 @@ __all__ = [
     "CycleInfo",
     "DataQuality",
     "DataWarning",
+    "FocalPoint",
+    "FocalPoints",
     "Narrative",
     "Outcome",
     "PopulationSite",
@@ -178,6 +183,7 @@ def consolidate(
     )
     statuses = submission_statuses(states, standings, cycle.deadline)
     decisions = [r.decided_at for r in returns if r.decided_at is not None]
+    species = tuple(SpeciesRef(s.code, s.scientific_name, dict(s.name)) for s in instrument.species)
     return ConsolidatedCycle(
         cycle=info,
         # From the data (the latest decision), so renders of the same data are reproducible.
@@ -191,8 +197,9 @@ def consolidate(
         proposals=proposals(returns, form, labels),
         narratives=narratives(returns, form, labels),
         data_quality=data_quality(returns, form),
-        species=tuple(
-            SpeciesRef(s.code, s.scientific_name, dict(s.name)) for s in instrument.species
+        species=species,
+        focal_points=focal_points(
+            session, instrument, {s.code: s for s in states.values()}, species
         ),
         audit=tuple(e.as_dict() for e in logged_actions(session, cycle.id)),
     )

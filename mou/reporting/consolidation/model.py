@@ -82,6 +82,15 @@ class DataWarning:
 
 
 @dataclass(frozen=True)
+class DocumentRef:
+    """A supporting document kept with a return (a national plan, a map, a legal text)."""
+
+    filename: str
+    kind: str  # PDF, Word, PNG image... (its sniffed type)
+    size: int
+
+
+@dataclass(frozen=True)
 class StateReturn:
     """What one accepted submission says, in form order."""
 
@@ -98,6 +107,7 @@ class StateReturn:
     # The Secretariat accepted it after review (despite its warnings, or waived errors).
     review_reason: str | None = None
     waived_codes: tuple[str, ...] = ()
+    documents: tuple[DocumentRef, ...] = ()
 
     def value(self, field_key: str, row_key: str = "", column_key: str = "") -> Any:
         for answer in self.answers:
@@ -356,6 +366,29 @@ class CycleCounts:
 
 
 @dataclass(frozen=True)
+class FocalPoint:
+    """An enabled focal point in the address book: national (no species) or for one species.
+
+    ``name``, ``person`` and ``email`` are personal data: the progress summary prints them
+    only where the Secretariat publishes them (``Settings.publish_focal_points``)."""
+
+    state: StateRef
+    species_code: str | None
+    name: Translated
+    person: str | None
+    email: str
+
+
+@dataclass(frozen=True)
+class FocalPoints:
+    """Who is designated (CAMI programme of work 4.1.2 and 4.1.3), for the summary's annex:
+    every species of the instrument and every participating state, designated or not."""
+
+    by_species: tuple[tuple[SpeciesRef, tuple[FocalPoint, ...]], ...]
+    national: tuple[tuple[StateRef, tuple[FocalPoint, ...]], ...]
+
+
+@dataclass(frozen=True)
 class ConsolidatedCycle:
     """Everything the reports and exports of one cycle say."""
 
@@ -373,6 +406,8 @@ class ConsolidatedCycle:
     species: tuple[SpeciesRef, ...] = field(default=())
     # The Secretariat's actions on the cycle (mou.accounts.audit), exported with it.
     audit: tuple[dict[str, Any], ...] = field(default=())
+    # Only for an instrument with a programme of work (CAMI, whose 4.1.2 and 4.1.3 ask for them).
+    focal_points: FocalPoints | None = None
 
     def status_of(self, state_code: str) -> SubmissionStatus:
         for status in self.states:

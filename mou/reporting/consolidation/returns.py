@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from mou.cycle.standing import Standing
 from mou.errors import Refused
@@ -22,7 +22,13 @@ from mou.reporting.consolidation.labels import (
     labels_for,
     translated,
 )
-from mou.reporting.consolidation.model import CycleInfo, DataWarning, StateRef, StateReturn
+from mou.reporting.consolidation.model import (
+    CycleInfo,
+    DataWarning,
+    DocumentRef,
+    StateRef,
+    StateReturn,
+)
 from mou.store import models as m
 from mou.workbook.validate import AnswerValue
 
@@ -170,6 +176,35 @@ def state_return(
         ),
         review_reason=submission.review_reason,
         waived_codes=tuple(submission.waived_codes or ()),
+        documents=_documents(submission),
+    )
+
+
+# The names of the types the intake keeps (mou.intake.documents sniffs them).
+DOCUMENT_KINDS = {
+    "application/pdf": "PDF",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "Word",
+    "application/vnd.oasis.opendocument.text": "OpenDocument",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "Excel",
+    "application/vnd.oasis.opendocument.spreadsheet": "OpenDocument",
+}
+
+
+def _documents(submission: m.Submission) -> tuple[DocumentRef, ...]:
+    session = object_session(submission)
+    if session is None:
+        return ()
+    return tuple(
+        DocumentRef(
+            d.filename,
+            DOCUMENT_KINDS.get(d.content_type, d.content_type.rpartition("/")[2].upper()),
+            d.size,
+        )
+        for d in session.scalars(
+            select(m.SupportingDocument)
+            .where(m.SupportingDocument.submission_id == submission.id)
+            .order_by(m.SupportingDocument.id)
+        )
     )
 
 

@@ -1,0 +1,143 @@
+"""The request letter as a ministry of foreign affairs reads it: the rendered PDF's text,
+lines and fonts, in en, ru and fr."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from mou.documents.letters import RequestLetter, render_request_letter, request_letter_for
+from mou.settings import Settings
+from mou.store import models as m
+from mou.store.database import session_scope
+from tests.test_workbook import Env, open_test_cycles
+
+# Long enough to reach the end of a justified line somewhere in every letter.
+ADDRESS = "national-reports.secretariat@cms-reporting.example.org"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("letters")
+    yield open_test_cycles(Settings(var_dir=root / "var", mail_from=ADDRESS))
+
+
+def letter_of(env: Env, instrument: str, state: str, language: str | None = None) -> RequestLetter:
+    cycle = env.bukhara if instrument == "bukhara-deer" else env.cami
+    with session_scope(env.settings) as session:
+        request = session.scalars(
+            select(m.ReportRequest)
+            .join(m.RangeState)
+            .where(m.ReportRequest.cycle_id == cycle, m.RangeState.code == state)
+        ).one()
+        letter = request_letter_for(session, request.id, env.settings)
+        if language and language != letter.language:
+            # No range state writes in French: the French letter of an English-speaking one.
+            names = request.cycle.instrument
+            letter = dataclasses.replace(
+                letter, language=language, instrument_name=names.name[language]
+            )
+        return letter
+
+
+def pages_of(letter: RequestLetter, settings: Settings) -> list[str]:
+    reader = PdfReader(io.BytesIO(render_request_letter(letter, settings)))
+    return [page.extract_text() or "" for page in reader.pages]
+
+
+HYPHENS = "-\u2010\u00ad"  # what a line broken inside a word ends with
+
+
+def one_line(text: str) -> str:
+    """The text as one line, words hyphenated at a line's end joined again."""
+    return re.sub(r"\s+", " ", re.sub(f"(\\w)[{HYPHENS}]\n(\\w)", r"\1\2", text))
+
+
+LETTERS = [
+    ("bukhara-deer", "TJ", None),
+    ("bukhara-deer", "AF", None),
+    ("bukhara-deer", "AF", "fr"),
+    ("cami", "KZ", None),
+    ("cami", "MN", None),
+    ("cami", "MN", "fr"),
+]
+
+
+@pytest.mark.parametrize(("instrument", "state", "language"), LETTERS)
+def test_the_secretariats_address_is_never_broken_across_lines(
+    env: Env, instrument: str, state: str, language: str | None
+) -> None:
+    lines = "\n".join(pages_of(letter_of(env, instrument, state, language), env.settings))
+    whole = [line for line in lines.splitlines() if ADDRESS in line]
+    assert len(whole) >= 2, lines  # the letterhead and the paragraph asking for the return
+    broken = [line.split()[-1] for line in lines.splitlines() if line.rstrip()[-1:] in HYPHENS]
+    assert not [word for word in broken if word.rstrip(HYPHENS) in ADDRESS], broken
+
+
+@pytest.mark.parametrize(("instrument", "state", "language"), LETTERS)
+def test_the_copy_list_is_on_the_first_page(
+    env: Env, instrument: str, state: str, language: str | None
+) -> None:
+    letter = letter_of(env, instrument, state, language)
+    pages = pages_of(letter, env.settings)
+    assert len(pages) == 1
+    first = one_line(pages[0])
+    cc = {"en": "cc:", "ru": "Копия:", "fr": "Copie :"}[letter.language]
+    assert cc in first and one_line(letter.cc[0].name) in first
+
+
+def test_scientific_names_are_set_in_italics(env: Env) -> None:
+    letter = letter_of(env, "bukhara-deer", "TJ")
+    reader = PdfReader(io.BytesIO(render_request_letter(letter, env.settings)))
+    runs: list[tuple[str, str]] = []
+
+    def visit(text: str, cm: object, tm: object, font: dict | None, size: float) -> None:
+        if text.strip() and font:
+            runs.append((text, str(font.get("/BaseFont"))))
+
+    reader.pages[0].extract_text(visitor_text=visit)
+    latin = [font for text, font in runs if "elaphus" in text]
+    assert latin and all("Italic" in font for font in latin), latin
+    assert not [font for text, font in runs if "Italic" in font and "Меморандум" in text]
+
+
+def test_each_letter_says_its_own_instruments_cycle(env: Env) -> None:
+    cami_en = one_line(" ".join(pages_of(letter_of(env, "cami", "MN"), env.settings)))
+    assert "every 30 months (2.5 years)" in cami_en and "4.1.5" in cami_en
+    assert "every two years" not in cami_en
+    cami_ru = one_line(" ".join(pages_of(letter_of(env, "cami", "KZ"), env.settings)))
+    assert "каждые 30 месяцев (2,5 года)" in cami_ru and "каждые два года" not in cami_ru
+    cami_fr = one_line(" ".join(pages_of(letter_of(env, "cami", "MN", "fr"), env.settings)))
+    assert "tous les 30 mois (2,5 ans)" in cami_fr
+    bukhara = one_line(" ".join(pages_of(letter_of(env, "bukhara-deer", "AF"), env.settings)))
+    assert "every two years" in bukhara and "30 months" not in bukhara
+
+
+def test_the_russian_letter_reads_as_russian(env: Env) -> None:
+    bukhara = one_line(" ".join(pages_of(letter_of(env, "bukhara-deer", "TJ"), env.settings)))
+    assert (
+        "национальный отчет Республики Таджикистан о выполнении Меморандума о взаимопонимании"
+        in bukhara
+    )
+    assert "Форма подготовлена специально для Республики Таджикистан" in bukhara
+    assert "документа «" not in bukhara and "Меморандум о взаимопонимании по" not in bukhara
+    cami = one_line(" ".join(pages_of(letter_of(env, "cami", "KZ"), env.settings)))
+    assert "национальный отчет Республики Казахстан о выполнении Программы работы" in cami
+
+
+def test_every_state_and_instrument_has_its_russian_genitive() -> None:
+    names = yaml.safe_load(
+        Path("templates/reports/locale/ru/names.yaml").read_text(encoding="utf-8")
+    )
+    states = yaml.safe_load(Path("db/catalogue/states.yaml").read_text(encoding="utf-8"))
+    instruments = yaml.safe_load(Path("db/catalogue/instruments.yaml").read_text(encoding="utf-8"))
+    assert {s["code"] for s in states["states"]} == set(names["states"])
+    assert {i["code"] for i in instruments["instruments"]} == set(names["instruments"])
