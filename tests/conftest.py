@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mou.settings import Settings
 from mou.store.database import engine_for, session_scope
+from tests.accounts import SignedInClient, signed_in_client
 from tests.imap_server import DovecotMissing, DovecotServer
 from tests.smtp_server import SmtpServer
 
@@ -119,6 +120,26 @@ def smtp() -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id with the smallest cost in this process: the service's own (64 MiB, 3 passes,
+    about 0.15 s a hash) would make every sign-in of every test that slow. A test of the
+    real parameters reads ``PRODUCTION_HASHER``; ``mou`` run as a subprocess uses them."""
+    from argon2 import PasswordHasher
+
+    from mou.accounts import users
+
+    monkeypatch.setattr(users, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+@pytest.fixture
+def signed_in() -> Callable[..., SignedInClient]:
+    """``signed_in(app, role="officer", name=None)``: a new account of that role in the app's
+    database and a TestClient signed in as it (``.user``, ``.csrf()``, ``.post_form(path,
+    data)``); see tests/accounts.py."""
+    return signed_in_client
 
 
 def relay(settings: Settings, server: SmtpServer, **extra: object) -> Settings:

@@ -879,7 +879,7 @@ def test_mail_of_no_cycle_that_failed_shows_in_the_status_and_on_the_dashboard(
     from mou.cli.reports import cmd_status
     from mou.cycle.standing import cycle_status
     from mou.portal.server import create_app
-    from tests.test_portal import TestClient, login
+    from tests.accounts import signed_in_client
 
     cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
     # Not a workbook: no cycle or state is ever read, and the relay refuses its sender.
@@ -900,9 +900,7 @@ def test_mail_of_no_cycle_that_failed_shows_in_the_status_and_on_the_dashboard(
     assert "no cycle: receipt email failed" in printed.getvalue()
     assert "mou outbox retry" in printed.getvalue()
 
-    secretariat = service.model_copy(update={"secretariat_token": "a-dashboard-token-1234"})
-    client = TestClient(create_app(secretariat, ingest="thread"))
-    assert login(client, "a-dashboard-token-1234").status_code == 303
+    client = signed_in_client(create_app(service, ingest="thread"), "reader")
     dashboard = client.get("/dashboard?lang=fr").text
     assert "Courriels hors cycle non remis à tous" in dashboard
     assert f"receipt:{lost}" in dashboard and "refuse.someone@example.org" in dashboard

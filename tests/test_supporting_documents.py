@@ -17,12 +17,12 @@ from mou.reporting.consolidation import consolidate
 from mou.reporting.progress_summary import progress_summary_html
 from mou.store import models as m
 from mou.store.database import session_scope
+from tests.accounts import make_user, sign_in
 from tests.test_portal import (  # noqa: F401
     Env,
     csrf_of,
     decided,
     env,
-    login,
     text_of,
 )
 from tests.test_protocol import filled_return
@@ -70,7 +70,8 @@ def test_documents_uploaded_beside_the_workbook_are_kept_listed_and_downloadable
     client = TestClient(env.client.app)
     refused = client.get(f"/dashboard/documents/{plan_id}", follow_redirects=False)
     assert refused.status_code == 303 and "/dashboard/login" in refused.headers["location"]
-    assert login(client).status_code == 303
+    user = make_user(env.settings, "reader")
+    assert sign_in(client, user.name, user.password).status_code == 303
     page = text_of(client.get(f"/dashboard/cycles/{env.cycle_id}").text)
     assert "Plan d'action.pdf (PDF, 3 KB)" in page and "range map.png (PNG image, 1 KB)" in page
     download = client.get(f"/dashboard/documents/{plan_id}")

@@ -19,6 +19,7 @@ from mou.cli import mailbox as cli_mailbox
 from mou.cli import outbox as cli_outbox
 from mou.cli import reports as cli_reports
 from mou.cli import secretariat as cli_secretariat
+from mou.cli import users as cli_users
 from mou.cli.common import iso_date, print_json, terminal_progress
 from mou.errors import Refused
 from mou.settings import Settings, get_settings, settings_problem
@@ -132,6 +133,7 @@ _COMMAND_MODULES: list[Any] = [
     cli_secretariat,
     cli_contacts,
     cli_mailbox,
+    cli_users,
 ]
 
 
