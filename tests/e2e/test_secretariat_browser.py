@@ -302,7 +302,7 @@ def test_an_officer_runs_a_late_cycle_to_publication(
     expect(uz).to_contain_text("was answered by return")
     expect(uz.locator("table.comments").first).to_contain_text("Changed")
 
-    # 6. Afghanistan's return has a warning; the officer accepts it with a reason.
+    # 6. Afghanistan's return has a warning (a date in the future); the officer accepts it.
     af_link = link_of(page, service, "AF")
     ministry.goto(af_link + "?lang=en")
     expect(ministry.locator("#deadline-passed")).to_contain_text("The deadline has passed")
@@ -314,14 +314,16 @@ def test_an_officer_runs_a_late_cycle_to_publication(
     upload(
         ministry,
         af_link,
-        filled_return(service.settings, cid, "AF", "en", national_total="about 1800"),
+        filled_return(service.settings, cid, "AF", "en", submission_date=dt.datetime(2099, 1, 1)),
         "af.xlsx",
         "Your report was accepted, with points to check",
     )
     page.goto(cycle_url)
     af = page.locator("#state-AF")
     af.locator(".review details > summary").first.click()
-    af.locator("textarea[name=reason]").first.fill("Estimate confirmed by the focal point")
+    af.locator("textarea[name=reason]").first.fill(
+        "Date typed in error; confirmed by the focal point"
+    )
     af.get_by_role("button", name="Accept…").click()
     confirm(page, "Accept the return", "is accepted by the Secretariat")
 
