@@ -153,16 +153,20 @@ def _dashboard_views(html: str) -> dict[str, tuple[str, str | None]]:
     """(outcome, timeliness) of each row of the dashboard's table of states."""
     table = html.split('id="states-heading"', 1)[1].split("</table>", 1)[0]
     views = {}
-    for row in re.findall(r"<tr>(.*?)</tr>", table, re.S):
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S):
         code = re.search(r'<span class="code">([A-Z]{2})</span>', row)
         if code is None:
             continue  # the header
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
-        badge = re.search(r'<span class="badge [^"]+">([^<]+)</span>', cells[3])
-        assert badge is not None, row
+        # The outcome is the cell with the badge; whether on time, the last cell.
+        badge = next(
+            found
+            for cell in cells
+            if (found := re.search(r'<span class="badge [^"]+">([^<]+)</span>', cell))
+        )
         views[code.group(1)] = (
             DASHBOARD_OUTCOMES[badge.group(1).strip()],
-            DASHBOARD_ON_TIME[_text(cells[4])],
+            DASHBOARD_ON_TIME[_text(cells[-1])],
         )
     return views
 

@@ -39,3 +39,22 @@ def step_due(deadline: dt.date, today: dt.date, since: dt.date | None = None) ->
         and deadline + dt.timedelta(days=current.offset_days) <= since
     )
     return None if stale else current
+
+
+def next_step(
+    deadline: dt.date,
+    today: dt.date,
+    since: dt.date | None = None,
+    queued: frozenset[str] = frozenset(),
+) -> tuple[Step, dt.date] | None:
+    """The next reminder step of ``deadline`` and its day, seen from ``today``: the first whose
+    day is later than today, or today's when it is not queued yet (``queued``: the step names
+    already queued for this deadline). Steps on or before ``since`` (the day the deadline last
+    changed) are never sent, so they are never next. None once the last step has come."""
+    for step in STEPS:
+        day = deadline + dt.timedelta(days=step.offset_days)
+        if since is not None and day <= since:
+            continue
+        if day > today or (day == today and step.name not in queued):
+            return step, day
+    return None

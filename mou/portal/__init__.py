@@ -10,6 +10,10 @@ One module per purpose:
 - ``signin``: the Secretariat's sign-in and sign-out (named accounts), and the dependencies
   that give a route the signed-in account and check its role;
 - ``dashboard``: the secretariat's dashboard pages; ``accounts``: the admins' accounts page;
+- ``cycle_actions``: the cycle actions' forms (confirmation page, post/redirect/get with a
+  notice, reports rendered in the background); ``cycle_page``: what the cycle page shows of
+  each state (deadline, next reminder, addressees, emails, review comments; no HTTP);
+- ``public``: the public page of released PDFs (no sign-in);
 - ``api``: the JSON API (/api, described at /openapi.json) and its response models;
 - ``shared``: what those share: the ``Portal`` (settings, templates, ingest, throttle), page
   rendering, CSRF forms, link resolution and ``PortalError``;
@@ -21,8 +25,8 @@ One module per purpose:
 Public API: ``create_app``, ``serve_portal_in_thread`` (in ``mou.portal.server``), and
 ``portal_token``, ``verify_portal_token``, ``portal_link``, ``request_email_paragraph`` (in
 ``mou.cycle.links``). Only ``server``, ``shared``, ``ministry``, ``signin``, ``dashboard``,
-``accounts`` and ``api`` import FastAPI, and this package loads them only when ``create_app`` or
-``serve_portal_in_thread`` is asked for.
+``accounts``, ``cycle_actions``, ``public`` and ``api`` import FastAPI, and this package loads
+them only when ``create_app`` or ``serve_portal_in_thread`` is asked for.
 """
 
 from __future__ import annotations

@@ -15,11 +15,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from mou.clock import utcnow
 from mou.cycle.context import template_for
 from mou.errors import Refused
 from mou.i18n.languages import LANGUAGE_NAMES, pick
 from mou.intake.documents import document_problem, keep_document
 from mou.portal import pages
+from mou.portal.cycle_page import form_fields
 from mou.portal.security import (
     CSRF_FIELD,
     BodyTimeout,
@@ -67,6 +69,10 @@ def router(portal: Portal) -> APIRouter:
             upload_url=f"/r/{token}/upload?lang={lang}",
             template_url=f"/r/{token}/template?lang={template_lang}",
             template_language=LANGUAGE_NAMES.get(template_lang, template_lang),
+            passed=utcnow().date() > link.deadline,
+            field_labels=dict(form_fields(settings, link.instrument, lang))
+            if link.correction
+            else {},
         )
         portal.set_csrf_cookie(response, request, fresh)
         return response

@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from mou.clock import as_utc
-from mou.cycle.standing import cycle_status
+from mou.cycle.standing import cycle_status, open_corrections, state_deadline
 from mou.i18n.formatting import Formatter
 from mou.intake.documents import DOCUMENT_TYPES, documents_of
 from mou.store import models as m
@@ -51,6 +51,23 @@ class LinkContext:
     instrument_languages: tuple[str, ...]
     request_language: str
     reference: str
+    original_deadline: dt.date | None = None  # set when the state's deadline was extended
+    correction: LinkCorrection | None = None  # the Secretariat's open request for correction
+
+
+@dataclass(frozen=True)
+class LinkComment:
+    field_key: str | None
+    sheet: str | None
+    cell: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class LinkCorrection:
+    submission_id: int
+    requested_at: dt.datetime
+    comments: tuple[LinkComment, ...]
 
 
 def link_context(session: Session, token: str, cycle_id: int, state: str, expires: dt.date):
@@ -66,12 +83,26 @@ def link_context(session: Session, token: str, cycle_id: int, state: str, expire
     if request is None:
         return None
     instrument = cycle.instrument
+    deadline = state_deadline(cycle, request)
+    first = cycle.original_deadline or cycle.deadline
+    correction = open_corrections(session, cycle.id).get(request.state_id)
     return LinkContext(
         token=token,
         cycle_id=cycle.id,
         cycle_status=cycle.status,
         period=cycle.period,
-        deadline=cycle.deadline,
+        deadline=deadline,
+        original_deadline=first if first != deadline else None,
+        correction=LinkCorrection(
+            submission_id=correction.submission_id,
+            requested_at=correction.requested_at,
+            comments=tuple(
+                LinkComment(c.field_key, c.sheet, c.cell, c.text)
+                for c in sorted(correction.comments, key=lambda c: c.id)
+            ),
+        )
+        if correction is not None
+        else None,
         expires=expires,
         state_id=request.state_id,
         state=request.state.code,
@@ -217,6 +248,7 @@ def cycles_overview(session: Session) -> list[dict[str, Any]]:
                 "instrument_names": dict(cycle.instrument.short_name),
                 "period": cycle.period,
                 "deadline": cycle.deadline,
+                "original_deadline": cycle.original_deadline,
                 "status": cycle.status,
                 "states": len(status["states"]),
                 "summary": status["summary"],

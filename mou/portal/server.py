@@ -23,21 +23,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mou.accounts.roles import NotAllowed
 from mou.errors import Refused
-from mou.portal import accounts, api, dashboard, ministry, signin
+from mou.portal import accounts, api, cycle_actions, dashboard, ministry, public, signin
 from mou.portal.security import BodyTimeout, ProxiedClient, SecurityMiddleware, TrustedProxies
 from mou.portal.shared import IngestMode, Portal, PortalError
 from mou.settings import Settings
 
 
-def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
+def create_app(
+    settings: Settings, *, ingest: IngestMode = "auto", render_reports: bool = True
+) -> FastAPI:
     """The portal application. ``ingest``: "auto" (Prefect trigger when an API is configured,
-    else a thread here), "thread" or "prefect" to force one."""
+    else a thread here), "thread" or "prefect" to force one. ``render_reports``: render the
+    reports a dashboard action made stale in a background thread (else the sweep does)."""
     portal = Portal(settings, ingest)
+    renders = cycle_actions.ReportRenders(settings, enabled=render_reports)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         yield
         await run_in_threadpool(portal.inline.close)
+        await run_in_threadpool(renders.close)
 
     app = FastAPI(
         title="MoU reporting portal",
@@ -55,6 +60,7 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
         lifespan=lifespan,
     )
     app.state.portal = portal
+    app.state.renders = renders
     static = settings.templates_dir / "portal" / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
 
@@ -113,6 +119,8 @@ def create_app(settings: Settings, *, ingest: IngestMode = "auto") -> FastAPI:
     app.include_router(ministry.router(portal))
     app.include_router(signin.router(portal))
     app.include_router(dashboard.router(portal))
+    app.include_router(cycle_actions.router(portal, renders))
+    app.include_router(public.router(portal))
     app.include_router(accounts.router(portal))
     app.include_router(api.router(portal))
     app.add_middleware(
