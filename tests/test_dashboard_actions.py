@@ -363,8 +363,9 @@ def test_review_comments_from_the_form() -> None:
         "field_1": "national_total",
         "text_1": "  wrong\n total ",
         "field_2": "",
-        "text_2": "Sign it.",
+        "text_2": "NB: sign it.",
         "field_3": "national_total",
         "text_3": "",
     }
-    assert review_comments(form) == ["national_total: wrong total", "Sign it."]
+    # A general comment may start with a word and a colon: the form says it is general.
+    assert review_comments(form) == [("national_total", "wrong\n total"), (None, "NB: sign it.")]

@@ -257,6 +257,8 @@ def test_review_return_then_the_corrected_return_answers(
     ).changed
     with pytest.raises(Refused, match="not a field"):
         act(service, lambda s: return_for_correction(s, service, OFFICER, first, ["nosuch: x"]))
+    with pytest.raises(Refused, match="not a field"):
+        act(service, lambda s: return_for_correction(s, service, OFFICER, first, [("no", "x")]))
 
     corrected = submit(service, "UZ", national_total=1777)
     assert status(service)["UZ"]["outcome"] == "accepted"
@@ -433,3 +435,61 @@ def test_the_command_line_runs_the_same_actions(
         "publication.release",
     ]
     get_settings.cache_clear()
+
+
+def test_two_officers_at_once_take_turns(service: Settings, smtp: SmtpServer) -> None:
+    """Two extensions of one state and two acceptances of one return, started together: the
+    deadline only moves later, the return is accepted and logged once."""
+    import threading
+
+    cid = cycle_id(service)
+    fine = submit(service, "UZ")
+    dates = [dt.date(2027, 6, 30), dt.date(2027, 5, 31)]
+    results: list[object] = []
+    start = threading.Barrier(4)
+
+    def run(action: Callable[[Session], ActionResult]) -> None:
+        start.wait(timeout=30)
+        try:
+            results.append(act(service, action))
+        except Refused as refused:
+            results.append(refused)
+
+    def extend(day: dt.date) -> Callable[[Session], ActionResult]:
+        return lambda s: extend_deadline(
+            s, service, OFFICER, cid, day, "asked", state="KZ", today=dt.date(2027, 3, 1)
+        )
+
+    threads = [
+        threading.Thread(target=run, args=(extend(dates[0]),)),
+        threading.Thread(target=run, args=(extend(dates[1]),)),
+        *(
+            threading.Thread(
+                target=run, args=(lambda s: accept_return(s, service, OFFICER, fine, "checked"),)
+            )
+            for _ in range(2)
+        ),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 4 and not any(
+        isinstance(r, Exception) and not isinstance(r, Refused) for r in results
+    )
+    assert status(service)["KZ"]["deadline"] == "2027-06-30"
+    actions = [e.action for e in logged_actions_of(service, cid)]
+    assert actions.count("review.accept") == 1
+    accepted = [r for r in results if isinstance(r, ActionResult) and r.action == "review.accept"]
+    assert sorted(r.changed for r in accepted) == [False, True]
+
+
+def test_a_number_too_big_for_the_database_is_wrong_usage(
+    service: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mou.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["review", "accept", "99999999999999999999", "--reason", "x"])
+    assert exited.value.code == 2
+    assert "is not the number of a cycle or a return" in capsys.readouterr().err

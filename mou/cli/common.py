@@ -38,6 +38,17 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def record_id(text: str) -> int:
+    """A cycle's or a return's number as typed: a positive whole number the database can hold."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= value <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"{text} is not the number of a cycle or a return")
+    return value
+
+
 def iso_date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)

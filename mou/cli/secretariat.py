@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mou.cli.common import iso_date, print_json
+from mou.cli.common import iso_date, print_json, record_id
 from mou.settings import Settings
 
 
@@ -161,7 +161,7 @@ def add_cycle_actions(actions: Any) -> None:
     lister.set_defaults(handler=cmd_cycle_list)
 
     extend = actions.add_parser("extend", help="a later deadline for the cycle or one state")
-    extend.add_argument("cycle", type=int)
+    extend.add_argument("cycle", type=record_id)
     extend.add_argument("--deadline", type=iso_date, required=True, help="YYYY-MM-DD")
     extend.add_argument("--state", help="ISO code of one state (default: the whole cycle)")
     extend.add_argument("--reason", required=True)
@@ -169,7 +169,7 @@ def add_cycle_actions(actions: Any) -> None:
     extend.set_defaults(handler=cmd_cycle_extend)
 
     exempt = actions.add_parser("exempt", help="excuse a state from reporting in the cycle")
-    exempt.add_argument("cycle", type=int)
+    exempt.add_argument("cycle", type=record_id)
     exempt.add_argument("--state", required=True)
     exempt.add_argument("--reason", required=True)
     exempt.add_argument("--undo", action="store_true", help="the state reports again")
@@ -177,7 +177,7 @@ def add_cycle_actions(actions: Any) -> None:
     exempt.set_defaults(handler=cmd_cycle_exempt)
 
     close = actions.add_parser("close", help="close the cycle and render its final reports")
-    close.add_argument("cycle", type=int)
+    close.add_argument("cycle", type=record_id)
     close.add_argument("--reason")
     close.add_argument("--json", action="store_true")
     close.set_defaults(handler=cmd_cycle_close)
@@ -187,7 +187,7 @@ def register(commands: Any) -> None:
     request = commands.add_parser("request", help="a state's report request")
     request_actions = request.add_subparsers(dest="request_command", required=True)
     resend = request_actions.add_parser("resend", help="send the request again (same reference)")
-    resend.add_argument("cycle", type=int)
+    resend.add_argument("cycle", type=record_id)
     resend.add_argument("--state", required=True)
     resend.add_argument("--reason")
     resend.add_argument("--json", action="store_true")
@@ -196,7 +196,7 @@ def register(commands: Any) -> None:
     review = commands.add_parser("review", help="the Secretariat's review of a return")
     review_actions = review.add_subparsers(dest="review_command", required=True)
     accept = review_actions.add_parser("accept", help="accept despite warnings (or errors)")
-    accept.add_argument("submission", type=int, help="the return's receipt number")
+    accept.add_argument("submission", type=record_id, help="the return's receipt number")
     accept.add_argument("--reason", required=True)
     accept.add_argument(
         "--waive", action="append", metavar="CODE", help="an error code to accept it despite"
@@ -204,7 +204,7 @@ def register(commands: Any) -> None:
     accept.add_argument("--json", action="store_true")
     accept.set_defaults(handler=cmd_review_accept)
     sendback = review_actions.add_parser("return", help="send back for correction")
-    sendback.add_argument("submission", type=int, help="the return's receipt number")
+    sendback.add_argument("submission", type=record_id, help="the return's receipt number")
     sendback.add_argument(
         "--comment",
         action="append",
@@ -216,7 +216,7 @@ def register(commands: Any) -> None:
     sendback.set_defaults(handler=cmd_review_return)
 
     publisher = commands.add_parser("publish", help="release a cycle's PDFs on the public page")
-    publisher.add_argument("cycle", type=int)
+    publisher.add_argument("cycle", type=record_id)
     publisher.add_argument("--reports", action="store_true", help="the progress summaries")
     publisher.add_argument(
         "--national-reports", dest="national", action="store_true", help="each state's report"
@@ -226,7 +226,7 @@ def register(commands: Any) -> None:
     publisher.set_defaults(handler=cmd_publish)
 
     audit = commands.add_parser("audit", help="the log of the Secretariat's actions on a cycle")
-    audit.add_argument("cycle", type=int)
+    audit.add_argument("cycle", type=record_id)
     audit.add_argument("--state")
     audit.add_argument("--json", action="store_true")
     audit.set_defaults(handler=cmd_audit)

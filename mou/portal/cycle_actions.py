@@ -423,15 +423,15 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
     return routes
 
 
-def review_comments(form: dict[str, str]) -> list[str]:
-    """The comments of the review form, as the core takes them: ``FIELD_KEY: text`` for a row
-    with a field chosen, the text alone for a general one; empty rows are left out."""
-    comments = []
+def review_comments(form: dict[str, str]) -> list[tuple[str | None, str]]:
+    """The comments of the review form as (field key or None for a general one, text), as
+    the core takes them; empty rows are left out, line breaks kept."""
+    comments: list[tuple[str | None, str]] = []
     for row in range(1, COMMENT_ROWS + 1):
-        text = " ".join(form.get(f"text_{row}", "").split())
+        text = form.get(f"text_{row}", "").strip()
         key = form.get(f"field_{row}", "").strip()
         if text:
-            comments.append(f"{key}: {text}" if key else text)
+            comments.append((key or None, text))
     return comments
 
 

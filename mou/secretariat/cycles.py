@@ -21,6 +21,7 @@ from mou.secretariat.notices import enqueue_extension_notice
 from mou.secretariat.results import ActionResult
 from mou.settings import Settings
 from mou.store import models as m
+from mou.store.database import begin_sqlite_transaction
 
 
 def required_reason(reason: str | None, option: str = "--reason") -> str:
@@ -33,8 +34,26 @@ def required_reason(reason: str | None, option: str = "--reason") -> str:
     return text
 
 
+def locked_cycle(session: Session, cycle_id: int) -> m.ReportingCycle:
+    """The cycle, its row locked until commit: two officers acting on one cycle at once take
+    turns, and the second sees what the first did (PostgreSQL: a row lock; SQLite: the write
+    lock, taken before anything is read)."""
+    begin_sqlite_transaction(session, immediate=True)
+    session.execute(
+        select(m.ReportingCycle.id).where(m.ReportingCycle.id == cycle_id).with_for_update()
+    )
+    return get_cycle(session, cycle_id)
+
+
+def optional_reason(reason: str | None) -> str | None:
+    text = (reason or "").strip()
+    if len(text) > 2000:
+        raise Refused("the reason is longer than 2,000 characters; shorten it")
+    return text or None
+
+
 def _open_cycle(session: Session, cycle_id: int) -> m.ReportingCycle:
-    cycle = get_cycle(session, cycle_id)
+    cycle = locked_cycle(session, cycle_id)
     if cycle.status != "open":
         raise Refused(f"cycle {cycle_id} ({cycle.instrument.code} {cycle.period}) is closed")
     return cycle
@@ -185,7 +204,7 @@ def excuse_state(
     """Excuse a state from reporting in the cycle (no reminders; shown as excused), or undo."""
     actor.require("act")
     why = required_reason(reason)
-    cycle = get_cycle(session, cycle_id)
+    cycle = _open_cycle(session, cycle_id)
     request = request_of(session, cycle, state)
     code = request.state.code
     action = "state.unexcuse" if undo else "state.excuse"
@@ -222,6 +241,7 @@ def resend_request(
     again with nothing changed, it sends nothing.
     """
     actor.require("act")
+    why = optional_reason(reason)
     cycle = _open_cycle(session, cycle_id)
     request = request_of(session, cycle, state)
     code = request.state.code
@@ -241,14 +261,22 @@ def resend_request(
             cycle_id=cycle.id,
             state=code,
         )
-    message, _ = dispatch_request(session, settings, request.id, key=key, resent=True)
+    message, created = dispatch_request(session, settings, request.id, key=key, resent=True)
+    if not created:  # sent meanwhile by someone else: nothing more to do or to log
+        return ActionResult(
+            "request.resend",
+            False,
+            f"the request to {code} was just sent again to these addresses",
+            cycle_id=cycle.id,
+            state=code,
+        )
     record(
         session,
         actor.name,
         "request.resend",
         cycle_id=cycle.id,
         state_id=request.state_id,
-        reason=(reason or "").strip() or None,
+        reason=why,
         details={"to": to, "cc": cc, "key": key},
     )
     return ActionResult(
@@ -268,16 +296,15 @@ def close_cycle(
     """Close the cycle: links expire, later files are answered that it is closed (and kept),
     reminders stop; the final reports are rendered by the caller."""
     actor.require("act")
-    cycle = get_cycle(session, cycle_id)
+    why = optional_reason(reason)
+    cycle = locked_cycle(session, cycle_id)
     if cycle.status == "closed":
         return ActionResult(
             "cycle.close", False, f"cycle {cycle.id} is closed already", cycle_id=cycle.id
         )
     cycle.status = "closed"
     cycle.closed_at = utcnow()
-    record(
-        session, actor.name, "cycle.close", cycle_id=cycle.id, reason=(reason or "").strip() or None
-    )
+    record(session, actor.name, "cycle.close", cycle_id=cycle.id, reason=why)
     return ActionResult(
         "cycle.close",
         True,

@@ -24,12 +24,17 @@ from mou.secretariat.results import ActionResult
 from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
-from mou.store.database import fit
+from mou.store.database import begin_sqlite_transaction, fit
 from mou.workbook.extract import Problem
 from mou.workbook.sandbox import default_sandbox
 
 
 def _submission(session: Session, submission_id: int) -> m.Submission:
+    """The return, its row locked until commit: two reviews of one return take turns."""
+    begin_sqlite_transaction(session, immediate=True)
+    session.execute(
+        select(m.Submission.id).where(m.Submission.id == submission_id).with_for_update()
+    )
     submission = session.get(m.Submission, submission_id)
     if submission is None:
         raise Refused(f"there is no return {submission_id} (see `mou status CYCLE`)")
@@ -86,7 +91,10 @@ def accept_return(
                 f"{', '.join(fixed)} cannot be waived: the file is not the state's template "
                 "for this request"
             )
-        outcome = reconsider(session, settings, submission_id, frozenset(waive))
+        try:
+            outcome = reconsider(session, settings, submission_id, frozenset(waive))
+        except LookupError as exc:  # decided again meanwhile
+            raise Refused(f"return {submission_id} changed meanwhile; look at it again") from exc
         if outcome.status != "accepted":
             still = sorted({i.code for i in outcome.issues if i.severity == "error"})
             raise Refused(f"return {submission_id} is still refused for {', '.join(still)}")
@@ -133,8 +141,19 @@ class Comment:
     text: str
 
 
-def parse_comment(text: str, form: FormSpec) -> Comment:
-    """``FIELD_KEY: text`` names a field of the form; anything else is a general comment."""
+def parse_comment(text: str | tuple[str | None, str], form: FormSpec) -> Comment:
+    """``FIELD_KEY: text`` names a field of the form; anything else is a general comment.
+
+    A pair ``(field_key or None, text)`` says which outright (the dashboard's form), so a
+    general comment may begin with a word and a colon.
+    """
+    if isinstance(text, tuple):
+        key, body = text[0] or None, text[1].strip()
+        if key is not None and key not in {f.key for f in form.fields}:
+            raise Refused(f"{key} is not a field of the {form.instrument} form")
+        if not body:
+            raise Refused("a comment has no text")
+        return Comment(key, body)
     head, colon, rest = text.partition(":")
     body = rest.strip() if colon else ""
     known = {f.key for f in form.fields}
@@ -176,7 +195,7 @@ def return_for_correction(
     settings: Settings,
     actor: Actor,
     submission_id: int,
-    comments: Sequence[str],
+    comments: Sequence[str | tuple[str | None, str]],
 ) -> ActionResult:
     """Send a return back to its state with the Secretariat's comments; its standing becomes
     "correction requested" until the state's next accepted return answers them."""
