@@ -60,7 +60,7 @@ CycleId = Annotated[int, Path(ge=1, le=MAX_ID)]
 NOTICE_COOKIE = "mou_notice"
 NOTICE_PURPOSE = "dashboard-notice"
 COMMENT_ROWS = 6  # comment rows of the review form
-MAX_NOTICE = 1500  # characters of a refusal kept in the notice cookie
+MAX_NOTICE = 500  # characters of a message kept in the notice cookie (Cyrillic, base64: < 4 KB)
 
 
 # --- Reports rendered after an action, in the background ------------------------------
