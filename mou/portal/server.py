@@ -23,7 +23,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mou.accounts.roles import NotAllowed
 from mou.errors import Refused
-from mou.portal import accounts, api, cycle_actions, dashboard, ministry, public, signin
+from mou.portal import (
+    accounts,
+    api,
+    contacts_page,
+    cycle_actions,
+    dashboard,
+    ministry,
+    public,
+    signin,
+)
 from mou.portal.security import BodyTimeout, ProxiedClient, SecurityMiddleware, TrustedProxies
 from mou.portal.shared import IngestMode, Portal, PortalError
 from mou.settings import Settings
@@ -122,6 +131,7 @@ def create_app(
     app.include_router(cycle_actions.router(portal, renders))
     app.include_router(public.router(portal))
     app.include_router(accounts.router(portal))
+    app.include_router(contacts_page.router(portal))
     app.include_router(api.router(portal))
     app.add_middleware(
         SecurityMiddleware,

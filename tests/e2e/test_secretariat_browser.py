@@ -136,6 +136,19 @@ def shoot(page: Any, name: str) -> None:
     page.goto(url)
 
 
+def shoot_contacts(page: Any) -> None:
+    """The contacts page in en, ru and fr, Tajikistan's form and history open."""
+    folder = Path(os.environ["MOU_SCREENSHOT_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    url = page.url
+    for lang in ("en", "ru", "fr"):
+        page.goto(url.split("?", 1)[0] + f"?lang={lang}")
+        page.locator("#contact-tj-mfa details.contact-edit > summary").click()
+        page.locator("#history-tj-mfa details.contact-history > summary").click()
+        page.screenshot(path=str(folder / f"contacts-{lang}.png"), full_page=True)
+    page.goto(url)
+
+
 def shoot_confirmation(page: Any, cycle_url: str, deadline: dt.date) -> None:
     """The confirmation page of an extension in each language, cancelled."""
     folder = Path(os.environ["MOU_SCREENSHOT_DIR"])
@@ -241,11 +254,23 @@ def test_an_officer_runs_a_late_cycle_to_publication(
     )
     expect(page.locator(".tally")).to_contain_text("Excused: 1")
 
-    # 3. Correct Tajikistan's address (the contacts room's job; here the row itself) and
-    # send the request again.
-    with session_scope(service.settings) as session:
-        mfa = session.scalars(select(m.Authority).filter_by(key="tj-mfa")).one()
-        mfa.email = "protocol.tj@example.org"
+    # 3. Correct Tajikistan's address on the contacts page (from the toolbar) and send the
+    # request again.
+    page.get_by_role("link", name="Contacts", exact=True).click()
+    contact = page.locator("#contact-tj-mfa")
+    contact.locator("details.contact-edit > summary").click()
+    contact.locator("#email-tj-mfa").fill("protocol.tj@example.org")
+    contact.locator("#reason-tj-mfa").fill("Address corrected by the ministry")
+    contact.get_by_role("button", name="Save the contact").click()
+    expect(page.locator(".notice-ok")).to_contain_text("tj-mfa: the contact was changed.")
+    changes = page.locator("#history-tj-mfa")
+    changes.locator("details.contact-history > summary").click()
+    expect(changes.locator("table.history")).to_contain_text(
+        "mfa.tj@example.org → protocol.tj@example.org"
+    )
+    expect(changes.locator("table.history")).to_contain_text("Address corrected by the ministry")
+    if os.environ.get("MOU_SCREENSHOT_DIR"):
+        shoot_contacts(page)
     page.goto(cycle_url)
     tj = page.locator("#state-TJ")
     expect(tj.locator(".addressees")).to_contain_text("protocol.tj@example.org")
