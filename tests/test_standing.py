@@ -50,6 +50,8 @@ EXPECTED: dict[str, tuple[str, str | None, int | None]] = {
 # The words each view uses (English).
 DASHBOARD_OUTCOMES = {
     "Accepted": "accepted",
+    "Excused": "excused",
+    "Correction requested": "correction_requested",
     "Refused": "refused",
     "Being checked": "pending",
     "Not received": "not_received",
@@ -57,6 +59,8 @@ DASHBOARD_OUTCOMES = {
 DASHBOARD_ON_TIME = {"Yes": "on_time", "No": "late", "—": None}
 PDF_OUTCOMES = {
     "Accepted": "accepted",
+    "Excused": "excused",
+    "Correctionrequested": "correction_requested",
     "Refused": "refused",
     "Beingprocessed": "pending",
     "Notreceived": "not_received",
@@ -274,3 +278,93 @@ def test_every_view_agrees(world: World) -> None:
     assert _report_html_views(world.report_html, _names(world)) == reports
     pdf = {code: view[:2] for code, view in _pdf_views(world.pdf, _names(world)).items()}
     assert pdf == reports
+
+
+def _views_of(settings: Settings, cycle_id: int, app: Any) -> list[dict[str, tuple]]:
+    """(outcome, timeliness) per state in each view: status, dashboard, PDF's HTML, PDF."""
+    with session_scope(settings) as session:
+        status = cycle_status(session, cycle_id)
+        consolidated = consolidate(session, cycle_id, forms_dir=settings.forms_dir)
+    names = {s.state.code: s.state.label("en") for s in consolidated.states}
+    page = signed_in_client(app, "reader").get(f"/dashboard/cycles/{cycle_id}")
+    assert page.status_code == 200
+    pdf = render_progress_summary(consolidated, "en", settings)
+    return [
+        {s.state.code: (s.outcome, s.timeliness) for s in consolidated.states},
+        _status_views(status),
+        _dashboard_views(page.text),
+        _report_html_views(progress_summary_html(consolidated, "en", settings), names),
+        {code: view[:2] for code, view in _pdf_views(pdf, names).items()},
+    ]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_view_agrees_after_each_action(
+    engine: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The Secretariat excuses a state, sends a return back for correction and extends a
+    deadline: after each, every view says the same of every state."""
+    from sqlalchemy import select
+
+    from mou.accounts.roles import Actor
+    from mou.secretariat.cycles import excuse_state, extend_deadline
+    from mou.secretariat.review import return_for_correction
+    from mou.service.actions import perform
+    from mou.store import models as m
+
+    request.param = engine  # engine_database reads the engine from here
+    with engine_database(request, tmp_path) as url:
+        settings = Settings(var_dir=tmp_path / "var", database_url=url)
+        prepare_database(settings)
+        with session_scope(settings) as session:
+            cycle_id = build_cycle(session)
+            for submission in session.scalars(select(m.Submission)):
+                submission.request_id = session.scalars(
+                    select(m.ReportRequest.id).where(
+                        m.ReportRequest.cycle_id == cycle_id,
+                        m.ReportRequest.state_id == submission.state_id,
+                    )
+                ).first()
+            uz = session.scalars(
+                select(m.Submission.id).where(
+                    m.Submission.state_id == b.state(session, "UZ").id,
+                    m.Submission.superseded_by_id.is_(None),
+                    m.Submission.status == "accepted",
+                )
+            ).one()
+        officer = Actor("olga", "officer")
+        app = create_app(settings, ingest="thread")
+        try:
+            steps = [
+                (
+                    lambda s: excuse_state(s, officer, cycle_id, "AF", "no range left"),
+                    {"AF": ("excused", None)},
+                ),
+                (
+                    lambda s: return_for_correction(s, settings, officer, uz, ["Sign it."]),
+                    {"UZ": ("correction_requested", "on_time")},
+                ),
+                (
+                    lambda s: extend_deadline(
+                        s,
+                        settings,
+                        officer,
+                        cycle_id,
+                        dt.date(2025, 4, 5),
+                        "asked",
+                        state="TM",
+                        today=dt.date(2025, 4, 1),
+                    ),
+                    {"TM": ("accepted", "on_time")},  # corrected 3 days late: now in time
+                ),
+            ]
+            expected = {
+                code: (outcome, timeliness) for code, (outcome, timeliness, _) in EXPECTED.items()
+            }
+            for action, change in steps:
+                perform(settings, action, render=False)
+                expected.update(change)
+                for view in _views_of(settings, cycle_id, app):
+                    assert view == expected
+        finally:
+            app.state.portal.inline.close()
