@@ -11,7 +11,7 @@ import yaml
 from prefect.client.schemas.schedules import RRuleSchedule
 
 from mou.cycle.schedule import cycle_for_run, cycle_rrule, instrument_entry, period_before
-from mou.service.deployments import CONSOLIDATE_TRIGGER, INGEST_TRIGGER
+from mou.service.deployments import build_deployments
 from mou.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,8 +68,6 @@ def test_prefect_yaml_matches_the_served_deployments(settings: Settings) -> None
         d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
     }
     assert set(declared) == {
-        "ingest-submission",
-        "consolidate-cycle",
         "sweep",
         "deliver-outbox",
         "poll-mailbox",
@@ -80,34 +78,9 @@ def test_prefect_yaml_matches_the_served_deployments(settings: Settings) -> None
     for name in ("bukhara-deer", "cami"):
         [schedule] = declared[f"open-cycle-{name}"]["schedules"]
         assert schedule["rrule"] == cycle_rrule(instrument_entry(settings, name))
-    for deployment, trigger in (
-        ("ingest-submission", INGEST_TRIGGER),
-        ("consolidate-cycle", CONSOLIDATE_TRIGGER),
-    ):
-        [declared_trigger] = declared[deployment]["triggers"]
-        assert declared_trigger["expect"] == trigger["expect"]
-        assert declared_trigger["match"] == trigger["match"]
-        assert declared_trigger["parameters"] == trigger["parameters"]
+    served = {d.name for d in build_deployments(settings)}
+    assert served == set(declared)
+    # Intake is the warm workers' (mou.service.tasks), never a flow run per return.
+    assert not any("triggers" in d for d in declared.values())
     for path in {d["entrypoint"].split(":")[0] for d in declared.values()}:
         assert (ROOT / path).exists(), path
-
-
-def test_a_consolidation_run_never_cancels_or_holds_another_cycles(settings: Settings) -> None:
-    """No Prefect concurrency limit on consolidation (a deployment-wide one made a render of
-    cycle A cancel a queued render of cycle B); bursts collapse per cycle in the trigger."""
-    from mou.service.deployments import build_deployments
-
-    [served] = [d for d in build_deployments(settings) if d.name == "consolidate-cycle"]
-    assert served.concurrency_limit is None and served.concurrency_options is None
-    [trigger] = served.triggers
-    assert trigger.for_each == {"mou.cycle.id"}
-    assert trigger.within <= dt.timedelta(seconds=trigger.schedule_after.total_seconds())
-    declared = next(
-        d
-        for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
-        if d["name"] == "consolidate-cycle"
-    )
-    assert "concurrency_limit" not in declared
-    [declared_trigger] = declared["triggers"]
-    for key in ("for_each", "within", "schedule_after"):
-        assert declared_trigger[key] == CONSOLIDATE_TRIGGER[key], key

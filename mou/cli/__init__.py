@@ -82,6 +82,36 @@ def _serve(settings: Settings) -> int:
     return serve(settings, portal=serve_portal_in_thread)
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """A warm intake worker: Prefect task workers for the drains, until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from mou.catalogue.bootstrap import prepare_database
+    from mou.service.tasks import run_workers
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise Refused(
+            "mou worker serves the Prefect API's background tasks: set PREFECT_API_URL (the "
+            "server all receivers and workers use); `mou serve` runs one in-process"
+        )
+    if args.limit < 1:
+        raise Refused("--limit must be at least 1")
+    prepare_database(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    print(
+        f"mou worker: {args.limit} decision drains at once and one slot for receipts and "
+        f"renders, tasks of {os.environ['PREFECT_API_URL']}; until Ctrl-C",
+        flush=True,
+    )
+    try:
+        return run_workers(settings, args.limit, stop)
+    except KeyboardInterrupt:
+        stop.set()
+        return 130
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from mou.demo.run import run_demo
 
@@ -112,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the service until Ctrl-C")
     serve.set_defaults(handler=lambda args, settings: _serve(settings))
+
+    worker = commands.add_parser(
+        "worker", help="a warm intake worker (distributed mode; PREFECT_API_URL set)"
+    )
+    worker.add_argument(
+        "--limit", type=int, default=2, help="decision drains at once (default 2: one per core)"
+    )
+    worker.set_defaults(handler=cmd_worker)
 
     demo = commands.add_parser("demo", help="one whole cycle of each instrument, synthetic returns")
     demo.add_argument("--today", type=iso_date, help="the day the cycles open (default: today)")

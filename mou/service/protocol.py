@@ -47,7 +47,7 @@ DECISION_TRIES = 5
 # Failed attempts (over all runs and the sweep) before a return is set aside as refused.
 ATTEMPTS_BEFORE_SET_ASIDE = 3
 # Who ingests a received return, as the `mou.ingest` label of mou.submission.received:
-# "queued" - the ingest-submission deployment's trigger (a worker or `mou serve`'s runner);
+# "queued" - the warm task workers (`mou worker`, or the one in `mou serve`), woken for it;
 # "inline" - the process that received it, right away (the sweep is the fallback).
 INGEST_QUEUED = "queued"
 INGEST_INLINE = "inline"
@@ -126,8 +126,9 @@ def receive_file(
 ) -> tuple[int, bool]:
     """Keep the bytes and the row (committed), then announce; (submission id, new).
 
-    ``ingest`` says who ingests it (the event's `mou.ingest` label): the deployment trigger
-    fires only for "queued" returns, so an inline ingest does not start a flow run as well."""
+    ``ingest`` says who ingests it (the event's `mou.ingest` label): a "queued" return
+    wakes the warm task workers (``mou.service.tasks``); an inline one is decided by the
+    caller."""
     with session_scope(settings) as session:
         recorded = record_submission(
             session,
@@ -149,6 +150,10 @@ def receive_file(
             ingest=ingest,
             payload={"submission_id": submission_id, "sha256": sha256, "channel": channel},
         )
+        if ingest == INGEST_QUEUED:
+            from mou.service.tasks import wake_decisions
+
+            wake_decisions()
     return submission_id, recorded.created
 
 
@@ -204,15 +209,9 @@ def _count_failure(settings: Settings, submission_id: int) -> int:
         return 0
 
 
-def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
-    """Ingest (decides once), enqueue the receipt, send it, announce the outcome."""
+def decide_and_announce(settings: Settings, submission_id: int) -> IngestOutcome:
+    """Decide one submission (once) and announce its outcome; no receipt (see below)."""
     outcome = decide_submission(settings, submission_id)
-    with session_scope(settings) as session:
-        try:
-            enqueue_receipt(session, settings, submission_id)
-        except ValueError:  # an address that cannot be written to: keep the outcome
-            log.warning("no receipt for submission %s: unusable address", submission_id)
-    deliver_pending(settings)
     # Announced by the process that decided it, once: a repeat (the sweep, a second worker)
     # finds it decided and says nothing.
     if outcome.status in ("accepted", "rejected") and not outcome.already_decided:
@@ -239,6 +238,23 @@ def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
                 "warnings": sum(1 for i in outcome.issues if i.severity == "warning"),
             },
         )
+    return outcome
+
+
+def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
+    """Decide (once), announce, enqueue the receipt and send it, all in this process; then
+    ask the warm workers to render the cycle's summaries (``mou.service.tasks``)."""
+    outcome = decide_and_announce(settings, submission_id)
+    with session_scope(settings) as session:
+        try:
+            enqueue_receipt(session, settings, submission_id)
+        except ValueError:  # an address that cannot be written to: keep the outcome
+            log.warning("no receipt for submission %s: unusable address", submission_id)
+    deliver_pending(settings)
+    if outcome.status == "accepted" and not outcome.already_decided and outcome.cycle_id:
+        from mou.service.tasks import wake_consolidation
+
+        wake_consolidation(outcome.cycle_id)
     return outcome
 
 

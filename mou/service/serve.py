@@ -84,6 +84,13 @@ def _start_up_sweep(settings: Settings) -> None:
         )
 
 
+def _look_for_lost_work(settings: Settings, stop: threading.Event) -> None:
+    from mou.service.tasks import LOOK_SECONDS, look
+
+    while not stop.wait(LOOK_SECONDS):
+        look(settings)
+
+
 def _has_accounts(settings: Settings) -> bool:
     from mou.accounts.users import has_users
     from mou.store.database import session_scope
@@ -98,9 +105,12 @@ def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> Non
     from mou.service.deployments import serve_deployments
     from mou.service.inbox import InboxWatcher
     from mou.service.protocol import InlineIngest
+    from mou.service.tasks import TaskWorkers
 
-    # Drops and uploads are decided here at once (seconds, not a flow-run start); the
-    # ingest-submission deployment's trigger serves returns that other processes record.
+    # Drops, uploads and mail are decided here at once by InlineIngest; returns that other
+    # processes record (queued) and the renders after acceptances go to the warm task
+    # workers, served in this process as `mou worker` serves them on other machines.
+    task_workers = TaskWorkers(limit=2).start()
     stop_portal = portal(settings, ingest="thread")
     print(f"Portal:         {settings.portal_base_url or stop_portal.url}", flush=True)
     print(f"Dashboard:      {settings.portal_base_url or stop_portal.url}/dashboard")
@@ -132,11 +142,17 @@ def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> Non
     threading.Thread(
         target=_start_up_sweep, args=(settings,), name="start-up-sweep", daemon=True
     ).start()
+    looking = threading.Event()
+    threading.Thread(
+        target=_look_for_lost_work, args=(settings, looking), name="mou-look", daemon=True
+    ).start()
     try:
         serve_deployments(settings)
     except KeyboardInterrupt:
         print("stopping...", file=sys.stderr, flush=True)
     finally:
+        looking.set()
+        task_workers.stop()
         watcher.stop()
         if mailbox is not None:
             mailbox.stop()

@@ -318,6 +318,9 @@ class Submission(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
     ingest_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Leases of the warm workers (mou/service/intake_work.py): deciding it, writing its receipt.
+    decision_claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    receipt_claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # The intake context: state expected from the portal link or the sender's address.
     expected_state_id: Mapped[int | None] = mapped_column(ForeignKey("range_states.id"))
     expected_cycle_id: Mapped[int | None] = mapped_column(ForeignKey("reporting_cycles.id"))

@@ -1,7 +1,7 @@
 """End to end on a real Prefect server: `mou serve` as a user runs it; a workbook dropped into
 the inbox is decided by the service at once, its receipt reaches a real SMTP server, and the
-consolidation trigger renders the progress summaries; a return received by another process is
-ingested by a run of the ingest-submission deployment, created by its trigger."""
+warm task worker renders the progress summaries; a return received by another process is
+decided by the warm task worker inside the service (a decide-waiting-returns task run)."""
 
 from __future__ import annotations
 
@@ -177,9 +177,9 @@ def test_dropped_return_is_accepted_at_once_and_receipted(service: Service) -> N
     assert all((folder / name).read_bytes().startswith(b"%PDF") for name in expected)
 
 
-def test_return_received_elsewhere_is_ingested_by_the_trigger(service: Service) -> None:
-    """Another process records a return and only announces it (mou.ingest=queued): the
-    ingest-submission deployment's trigger creates the run that decides it."""
+def test_return_received_elsewhere_is_decided_by_the_warm_task_worker(service: Service) -> None:
+    """Another process records a return and wakes the workers (mou.ingest=queued): the task
+    worker inside `mou serve` decides it in a decide-waiting-returns task run; no flow run."""
     settings = service.settings
     path = settings.var_dir / "kz-elsewhere.xlsx"
     path.write_bytes(filled_return(settings, service.cycle_id, "KZ"))
@@ -206,26 +206,20 @@ def test_return_received_elsewhere_is_ingested_by_the_trigger(service: Service) 
     )
     submission_id = int(done.stdout.strip().splitlines()[-1])
 
-    def ingest_runs() -> list[dict]:
-        runs = service.api_post("/flow_runs/filter", {"limit": 200})
-        return [r for r in runs if r["parameters"].get("submission_id") == submission_id]
+    def decided() -> bool:
+        with session_scope(settings) as session:
+            return session.get(m.Submission, submission_id).status != "received"
 
-    wait_for(
-        "the ingest run to complete",
-        lambda: any(r["state_type"] == "COMPLETED" for r in ingest_runs()),
-        120,
-        service.process,
-    )
-    [run] = ingest_runs()
-    assert run["deployment_id"] is not None
+    wait_for("the queued return decided", decided, 60, service.process)
     with session_scope(settings) as session:
         submission = session.get(m.Submission, submission_id)
         assert submission.status == "accepted" and submission.state.code == "KZ"
-    # The inbox drop was decided inline: no deployment run was started for it.
-    with session_scope(settings) as session:
-        dropped = session.query(m.Submission).filter_by(channel="inbox").one().id
+        assert submission.decision_claimed_at is not None  # by a drain, not by the sweep
+    tasks = service.api_post("/task_runs/filter", {"limit": 200})
+    drains = [t for t in tasks if t["name"].startswith("decide-waiting-returns")]
+    assert any(t["state_type"] == "COMPLETED" for t in drains), [t["name"] for t in tasks]
     runs = service.api_post("/flow_runs/filter", {"limit": 200})
-    assert not [r for r in runs if r["parameters"].get("submission_id") == dropped]
+    assert not [r for r in runs if "submission_id" in r["parameters"]]
 
 
 def test_ctrl_c_stops_the_service_and_its_prefect_server(service: Service) -> None:
