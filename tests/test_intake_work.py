@@ -108,7 +108,7 @@ def test_the_look_wakes_a_drain_for_work_no_drain_is_doing(
     service: Settings,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _, ids = _record(service, rounds=1)
+    _record(service, rounds=1)
     woken: list[str] = []
     assert tasks.look(service, wakes=woken.append) == []  # just received: not lost yet
     monkeypatch.setattr(tasks, "LOOK_AGE", dt.timedelta(0))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,7 +45,14 @@ class Drain:
     failed: list[int] = field(default_factory=list)  # left for the next drain or the sweep
 
 
-def _claim(session: Session, column: str, where: list, now: dt.datetime) -> int | None:
+def claimer() -> str:
+    """Who claims: this host and process (shown to operators, found by the tests)."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:120]
+
+
+def _claim(
+    session: Session, column: str, where: list, now: dt.datetime, **also: object
+) -> int | None:
     """Take the oldest row of ``where`` whose ``column`` lease is free or run out."""
     claimed = getattr(m.Submission, column)
     free = or_(claimed.is_(None), claimed < now - LEASE)
@@ -57,7 +66,7 @@ def _claim(session: Session, column: str, where: list, now: dt.datetime) -> int 
     taken = session.execute(
         update(m.Submission)
         .where(m.Submission.id == submission_id, *where, free)
-        .values({column: now})
+        .values({column: now, **also})
     )
     return submission_id if taken.rowcount == 1 else None
 
@@ -66,7 +75,11 @@ def claim_waiting(settings: Settings, now: dt.datetime | None = None) -> int | N
     """Claim the oldest return still to be decided (committed), or None if none is free."""
     with session_scope(settings) as session:
         return _claim(
-            session, "decision_claimed_at", [m.Submission.status == "received"], now or m.utcnow()
+            session,
+            "decision_claimed_at",
+            [m.Submission.status == "received"],
+            now or m.utcnow(),
+            decision_claimed_by=claimer(),
         )
 
 

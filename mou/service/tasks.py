@@ -18,6 +18,7 @@ worker looks for work nobody is doing every ``LOOK_SECONDS``, and the sweep stay
 from __future__ import annotations
 
 import asyncio
+import atexit
 import datetime as dt
 import logging
 import threading
@@ -103,9 +104,13 @@ class _Waker:
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
         self._busy = 0
+        self._exit_hook = False
 
     def wake(self, name: str, after: float = 0.0) -> None:
         with self._cv:
+            if not self._exit_hook:  # a short-lived receiver (a script) submits before exit
+                atexit.register(self.flush, 5.0)
+                self._exit_hook = True
             due = time.monotonic() + after
             self._due[name] = min(self._due.get(name, due), due)
             if self._thread is None or not self._thread.is_alive():

@@ -59,7 +59,9 @@ def free_port() -> int:
     raise AssertionError("no free port below the ephemeral range")
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, process=None) -> Any:
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float, process=None, step: float = 0.25
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -67,7 +69,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, process=None) 
         result = check()
         if result:
             return result
-        time.sleep(0.25)
+        time.sleep(step)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 

@@ -22,10 +22,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("submissions") as batch:
         batch.add_column(sa.Column("decision_claimed_at", sa.DateTime(timezone=True)))
+        batch.add_column(sa.Column("decision_claimed_by", sa.String(length=120)))
         batch.add_column(sa.Column("receipt_claimed_at", sa.DateTime(timezone=True)))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("submissions") as batch:
         batch.drop_column("receipt_claimed_at")
+        batch.drop_column("decision_claimed_by")
         batch.drop_column("decision_claimed_at")
