@@ -18,7 +18,6 @@ worker looks for work nobody is doing every ``LOOK_SECONDS``, and the sweep stay
 from __future__ import annotations
 
 import asyncio
-import atexit
 import datetime as dt
 import logging
 import threading
@@ -104,16 +103,14 @@ class _Waker:
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
         self._busy = 0
-        self._exit_hook = False
 
     def wake(self, name: str, after: float = 0.0) -> None:
         with self._cv:
-            if not self._exit_hook:  # a short-lived receiver (a script) submits before exit
-                atexit.register(self.flush, 5.0)
-                self._exit_hook = True
             due = time.monotonic() + after
             self._due[name] = min(self._due.get(name, due), due)
             if self._thread is None or not self._thread.is_alive():
+                # A short-lived receiver (a script) calls flush_wakeups() before it exits:
+                # Prefect cannot start its client once the interpreter is shutting down.
                 self._thread = threading.Thread(target=self._run, name="mou-wake", daemon=True)
                 self._thread.start()
             self._cv.notify()
@@ -129,10 +126,10 @@ class _Waker:
                             del self._due[name]
                         self._busy += 1
                         break
-                    wait = min(self._due.values(), default=now + 60) - now
-                    if not self._cv.wait(timeout=wait) and not self._due:
+                    if not self._due:
                         self._thread = None
-                        return  # idle a minute: the next wake-up starts a thread again
+                        return  # nothing asked for: the next wake-up starts a thread again
+                    self._cv.wait(timeout=min(self._due.values()) - now)
             try:
                 for name in ready:
                     submit(name)

@@ -126,6 +126,7 @@ RECEIVER = """
 import sys
 from pathlib import Path
 from mou.service.protocol import receive_file
+from mou.service.tasks import flush_wakeups
 from mou.settings import Settings
 settings = Settings()
 for name in sys.argv[1:]:
@@ -133,6 +134,7 @@ for name in sys.argv[1:]:
     sid, _ = receive_file(settings, path.read_bytes(), filename=path.name,
                           sender=path.stem.split("-")[0].lower() + "@example.org")
     print(sid, flush=True)
+flush_wakeups()
 """
 
 
