@@ -311,7 +311,9 @@ def _distributed(
         first = min(r["received"] for r in rows)
         last = max(r["decided"] for r in rows)
         latency = [(r["decided"] - r["received"]).total_seconds() for r in rows]
+        counting = [r for r in rows if r["superseded"] is None and r["version"] is not None]
         result = {
+            "with_pdf": len(counting),
             "decided_span": (last - first).total_seconds(),
             "record_span": (max(r["received"] for r in rows) - first).total_seconds(),
             "last_receipt": (max(x["sent"] for x in receipts) - first).total_seconds(),
@@ -633,8 +635,11 @@ render go on after it):
 
 {_cpu_table(burst["cpu_decided"], count)}
 
-Until the last receipt was sent (every receipt renders its return's summary PDF, which the
-single-process path does not do):
+Until the last receipt was sent. A receipt is written once its return is decided, by the
+receipts slot after the drain: an accepted return that still counts gets its summary PDF (the
+single-process path renders none); one that a later file of its state superseded meanwhile
+gets the short receipt that names the later file. In this burst (each state sending
+{count // 5} versions within seconds) {burst["with_pdf"]} receipts carried a PDF:
 
 {_cpu_table(burst["cpu_answered"], count)}
 
@@ -647,7 +652,7 @@ single-process path does not do):
 {timing(killed)}
 
 The killed worker's claim runs out after 30 s (`LEASE` in mou/service/intake_work.py); the
-surviving worker's look for lost work (every 15 s) wakes a drain that decides it. The time to
+surviving worker's look for lost work (every 5 s) wakes a drain that decides it. The time to
 finish is that wait; nothing else stops.
 
 | check | passed | detail |
@@ -658,7 +663,7 @@ finish is that wait; nothing else stops.
 
 Two warm workers with nothing to do: {burst["idle"]["cpu"]:.2f} CPU-seconds in
 {burst["idle"]["seconds"]:.0f} s, **{burst["idle"]["per_hour"]:.0f} CPU-seconds per hour** (their
-websocket subscriptions and the look for lost work every 15 s; the Prefect server and its
+websocket subscriptions and the look for lost work every 5 s; the Prefect server and its
 scheduled deployments are not counted).
 
 ## Machine and load

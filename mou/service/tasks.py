@@ -34,7 +34,7 @@ RECEIPTS = "send-receipts"
 SUMMARIES = "render-stale-summaries"
 # A burst of acceptances makes one render: the render's wake-up waits this long for more.
 SUMMARIES_DEBOUNCE = 3.0
-LOOK_SECONDS = 15.0  # how often a worker looks for work no drain is doing
+LOOK_SECONDS = 5.0  # how often a worker looks for work no drain is doing (one query)
 LOOK_AGE = dt.timedelta(seconds=10)  # ... waiting at least this long
 RECEIPTS_EVERY = 50  # a long drain lets receipts go out after this many decisions
 

@@ -131,19 +131,23 @@ def test_the_installed_package_runs_a_return_from_any_directory(
     report = mou("report", "1", "--lang", "ru", "-o", "summary.pdf")
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "summary.pdf").read_bytes().startswith(b"%PDF-")
-    # What `mou serve` serves: the deployments, their flows found inside the package.
+    # What `mou serve` serves: the deployments, their flows found inside the package, and
+    # the warm workers' background tasks.
     deployments = _run(
         [
             str(python),
             "-c",
             "from mou.settings import Settings; from mou.service.deployments import "
-            "build_deployments; print(sorted(d.name for d in build_deployments(Settings())))",
+            "build_deployments; print(sorted(d.name for d in build_deployments(Settings()))); "
+            "from mou.service.tasks import DECIDE, RECEIPTS, SUMMARIES, prefect_task; "
+            "print([prefect_task(n).name for n in (DECIDE, RECEIPTS, SUMMARIES)])",
         ],
         cwd=tmp_path,
         env=env,
     )
     assert deployments.returncode == 0, deployments.stderr
-    assert "ingest-submission" in deployments.stdout and "sweep" in deployments.stdout
+    assert "sweep" in deployments.stdout and "send-reminders" in deployments.stdout
+    assert "decide-waiting-returns" in deployments.stdout
 
 
 def test_the_installed_package_keeps_its_files_per_user_wherever_it_is_started(
