@@ -119,6 +119,7 @@ def test_refusals_are_one_line_and_exit_1(workdir: Path) -> None:
         ("template", "bukhara-deer", "MN", "--cycle", "1", "--lang", "en", "-o", "x.xlsx"),
         ("cycle", "open", "bukhara-deer", "--period", "2026", "--deadline", "2027-01-01"),
         ("cycle", "open", "saiga", "--period", "2025-2026", "--deadline", "2027-01-01"),
+        ("worker",),  # no PREFECT_API_URL: the warm worker has no tasks to serve
     ]
     for args in cases:
         result = mou(workdir, *args)
@@ -147,6 +148,7 @@ def test_refusals_are_one_line_and_exit_1(workdir: Path) -> None:
         workdir, "cycle", "open", "cami", "--period", "2031-2032", "--deadline", "2033-06-30"
     )
     assert future.returncode == 1 and "has not started" in future.stderr
+    assert "set PREFECT_API_URL" in mou(workdir, "worker").stderr
     # Cycle 1 is a Bukhara cycle: a CAMI template for it would be the wrong workbook.
     wrong = mou(workdir, "template", "cami", "KZ", "--cycle", "1", "--lang", "ru", "-o", "c.xlsx")
     assert wrong.returncode == 1 and "is a bukhara-deer cycle" in wrong.stderr
