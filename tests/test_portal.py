@@ -29,6 +29,7 @@ from mou.cycle.links import (
     request_email_paragraph,
     verify_portal_token,
 )
+from mou.i18n.formatting import Formatter
 from mou.keyring import DEVELOPMENT_SECRET
 from mou.portal.server import create_app, serve_portal_in_thread
 from mou.service.protocol import open_and_dispatch, reports_folder
@@ -221,7 +222,8 @@ def test_portal_link_defaults_to_host_and_port_and_expires_after_grace(env: Env)
     paragraph = request_email_paragraph(
         env.settings, env.cycle_id, "KZ", "ru", deadline=DEADLINE, state_name="Казахстан"
     )
-    assert link in paragraph and "29.06.2027" in paragraph and "Казахстан" in paragraph
+    expiry = Formatter("ru").date(link_expiry(env.settings, DEADLINE))  # 29 июня 2027 г.
+    assert link in paragraph and expiry in paragraph and "Казахстан" in paragraph
 
 
 # --- the upload page ----------------------------------------------------------------------

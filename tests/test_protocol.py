@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from mou.catalogue.bootstrap import prepare_database
 from mou.cycle.context import template_for
+from mou.i18n.formatting import Formatter
 from mou.intake import decide as intake
 from mou.intake import record
 from mou.mail.delivery import deliver_pending
@@ -76,7 +77,8 @@ def test_requests_go_to_foreign_affairs_with_copy_to_focal_ministry_once(
     uz = by_to["mfa.uz@example.org"].message
     assert addresses(uz["Cc"]) == ["environment.uz@example.org"]
     assert "CMS/BD-MOU/2025-2026/UZ" in str(uz["Subject"])
-    assert "31.03.2027" in uz.get_body(("plain",)).get_content()
+    # Written out, never 31.03.2027: "31 марта 2027 г."
+    assert Formatter("ru").date(DEADLINE) in uz.get_body(("plain",)).get_content()
     attachments = {a.get_filename(): a for a in uz.iter_attachments()}
     letter = next(a for name, a in attachments.items() if name.endswith(".pdf"))
     assert letter.get_content().startswith(b"%PDF")

@@ -14,6 +14,7 @@ from mou.cycle.links import request_email_paragraph
 from mou.cycle.standing import state_deadline
 from mou.documents import PDF_CONTENT_TYPE
 from mou.errors import Refused
+from mou.i18n.formatting import Formatter
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
 from mou.mail.outbox import Attachment, enqueue_message
@@ -73,7 +74,7 @@ def dispatch_request(
         "period": cycle.period,
         "reference": request.reference,
         "state": pick(state.name, language),
-        "deadline": state_deadline(cycle, request).strftime("%d.%m.%Y"),
+        "deadline": Formatter(language).date(state_deadline(cycle, request)),
     }
     intro = texts.email("resend_intro", **params) + "\n\n" if resent else ""
     message, created = enqueue_message(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mou.clock import utcnow
+from mou.i18n.formatting import Formatter
 from mou.i18n.texts import PortalTexts
 from mou.keyring import PORTAL_LINK, Keyring
 from mou.store import models as m
@@ -163,5 +164,5 @@ def request_email_paragraph(
         "email_paragraph",
         link=portal_link(settings, cycle_id, state_code, deadline=deadline),
         state=state_name,
-        valid_until=expiry.strftime("%d.%m.%Y"),
+        valid_until=Formatter(language).date(expiry),
     )

@@ -14,6 +14,7 @@ from mou.cycle.context import template_for
 from mou.cycle.links import request_email_paragraph
 from mou.cycle.rules import Step, step_due
 from mou.cycle.standing import state_deadline
+from mou.i18n.formatting import Formatter
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
 from mou.mail.outbox import Attachment, enqueue_message
@@ -89,7 +90,7 @@ def _remind(
         "state": pick(request.state.name, language),
         "instrument": pick(instrument.short_name, language),
         "period": cycle.period,
-        "deadline": deadline.strftime("%d.%m.%Y"),
+        "deadline": Formatter(language).date(deadline),
         "reference": request.reference,
     }
     ministries = ministries_of(session, request.state_id, instrument.code)

@@ -47,7 +47,13 @@ class Formatter:
                 return value
         if isinstance(value, dt.datetime):
             value = as_utc(value).date()  # type: ignore[union-attr]
-        return format_date(value, format=style, locale=self.locale)
+        return self._first(format_date(value, format=style, locale=self.locale), value.day)
+
+    def _first(self, text: str, day: int) -> str:
+        # French writes the first of the month as an ordinal: 1er décembre 2026.
+        if self.language == "fr" and day == 1 and text.startswith("1 "):
+            return "1er" + text[1:]
+        return text
 
     def moment(self, value: dt.datetime | None) -> str:
         """A moment to the minute, in UTC and saying so: 1 Dec 2026, 09:30 UTC."""
@@ -55,4 +61,4 @@ class Formatter:
         if value is None:
             return "—"
         text = format_datetime(value, "d MMM y, HH:mm", tzinfo=dt.UTC, locale=self.locale)
-        return f"{text} UTC"
+        return f"{self._first(text, value.day)} UTC"

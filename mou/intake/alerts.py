@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from mou.cycle.links import portal_base_url
+from mou.i18n.formatting import Formatter
 from mou.mail.outbox import enqueue_message
 from mou.settings import Settings
 from mou.store import models as m
@@ -26,7 +27,7 @@ def enqueue_set_aside_alert(
     submission = session.get(m.Submission, submission_id)
     if submission is None:
         raise LookupError(f"no submission {submission_id}")
-    received = submission.received_at.strftime("%d.%m.%Y %H:%M UTC")
+    received = Formatter("en").moment(submission.received_at)
     body = "\n".join(
         [
             f"Submission {submission.id} could not be processed and was set aside as refused.",

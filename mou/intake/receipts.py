@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from mou.catalogue.addressbook import ministries_of
 from mou.documents import PDF_CONTENT_TYPE
+from mou.i18n.formatting import Formatter
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
 from mou.intake.decide import PROCESSING_FAILED
@@ -52,9 +53,12 @@ def enqueue_receipt(
         "instrument": (pick(cycle.instrument.short_name, language) if cycle else ""),
         "period": cycle.period if cycle else "",
         "version": submission.version or "",
-        "received": submission.received_at.strftime("%d.%m.%Y %H:%M UTC"),
+        "received": Formatter(language).moment(submission.received_at),
         "filename": submission.filename,
+        "reference": _reference(session, submission, state),
     }
+    # The subject names the state, the instrument and the request when they are known.
+    known = "_for" if params["reference"] and params["state"] and params["instrument"] else ""
     errors = [i for i in submission.issues if i.severity == "error"]
     warnings = [i for i in submission.issues if i.severity == "warning"]
     attachments: list[Attachment] = []
@@ -67,7 +71,7 @@ def enqueue_receipt(
         # Read and valid, but a return received after it already counts: never "accepted as
         # version N" for a file that does not count.
         params["later_filename"] = later.filename
-        params["later_received"] = later.received_at.strftime("%d.%m.%Y %H:%M UTC")
+        params["later_received"] = Formatter(language).moment(later.received_at)
         subject = texts.email("receipt_subject_superseded", **params)
         lines = [texts.email("receipt_body_superseded", **params)]
     elif submission.status == "accepted":
@@ -85,10 +89,10 @@ def enqueue_receipt(
         attachments.append(Attachment(name, PDF_CONTENT_TYPE, summary))
     elif [issue.code for issue in errors] == [PROCESSING_FAILED]:
         # Not the ministry's fault: no "please correct", only what happened and what follows.
-        subject = texts.email("receipt_subject_failed", **params)
+        subject = texts.email(f"receipt_subject_failed{known}", **params)
         lines = [texts.email("receipt_body_failed", **params), "", errors[0].message]
     else:
-        subject = texts.email("receipt_subject_rejected", **params)
+        subject = texts.email(f"receipt_subject_rejected{known}", **params)
         lines = [texts.email("receipt_body_rejected", **params), ""]
         lines += [f"- {issue.message}" for issue in errors]
         if warnings:
@@ -130,6 +134,20 @@ def arrived_in(session: Session, submission_id: int) -> m.MailMessage | None:
         .where(m.MailSubmission.submission_id == submission_id)
         .order_by(m.MailSubmission.id)
     ).first()
+
+
+def _reference(session: Session, submission: m.Submission, state: m.RangeState | None) -> str:
+    """The reference of the request a return answers (known once its state and cycle are)."""
+    if submission.request_id:
+        request = session.get(m.ReportRequest, submission.request_id)
+        return request.reference if request else ""
+    cycle_id = submission.cycle_id or submission.expected_cycle_id
+    if state is None or cycle_id is None:
+        return ""
+    request = session.scalars(
+        select(m.ReportRequest).filter_by(cycle_id=cycle_id, state_id=state.id)
+    ).first()
+    return request.reference if request else ""
 
 
 def reply_subject(subject: str) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import email.policy
 import hashlib
+import re
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -31,7 +33,7 @@ def build_email(message: OutboxMessage, settings: Settings) -> EmailMessage:
     mail["To"] = [parse_address(text) for text in message.to]
     if message.cc:
         mail["Cc"] = [parse_address(text) for text in message.cc]
-    mail["Subject"] = message.subject
+    set_subject(mail, message.subject)
     # The time the message was composed, so every retry produces the same headers (aware
     # UTC as read back, so the zone is "+0000" on both databases).
     mail["Date"] = format_datetime(message.created_at or utcnow())
@@ -53,6 +55,23 @@ def build_email(message: OutboxMessage, settings: Settings) -> EmailMessage:
             data, maintype=maintype, subtype=subtype, filename=item["filename"], params=params
         )
     return mail
+
+
+def set_subject(mail: EmailMessage, subject: str) -> None:
+    """The Subject, every space kept however a mail client decodes it.
+
+    The standard library's folder sometimes turns the space between two words into the
+    folding whitespace between two encoded words, which RFC 2047 decoders drop
+    ("принят:Туркменистан"). A subject that needs encoding is encoded here instead, each
+    space inside an encoded word, and stored as folded (lines under 78 characters, so the
+    policy does not fold it again)."""
+    # One line, no leading or trailing space; a no-break space (31 марта 2027 г.) stays.
+    subject = re.sub(r"[ \t\r\n]+", " ", subject).strip(" ")
+    if subject.isascii():
+        mail["Subject"] = subject
+        return
+    encoded = Header(subject, "utf-8", maxlinelen=76, header_name="Subject").encode()
+    mail.set_raw("Subject", encoded)
 
 
 def _content_type(value: str) -> tuple[str, str, dict[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from mou.i18n.formatting import Formatter
 from mou.i18n.texts import Messages
 from mou.intake.receipts import reply_subject
 from mou.mail.outbox import enqueue_message
@@ -29,9 +30,12 @@ def enqueue_no_workbook_answer(
     """Enqueue the answer to a message with no workbook; once per message (its key)."""
     assert row.sender
     languages = (state.language,) if state is not None else BILINGUAL
-    received = (row.sent_date or row.received_at).strftime("%d.%m.%Y %H:%M UTC")
+    moment = row.sent_date or row.received_at
     texts = [Messages(settings.forms_dir, language) for language in languages]
-    body = "\n\n----\n\n".join(t.email("no_workbook_body", received=received) for t in texts)
+    body = "\n\n----\n\n".join(
+        t.email("no_workbook_body", received=Formatter(language).moment(moment))
+        for t, language in zip(texts, languages, strict=True)
+    )
     subject = " / ".join(t.email("no_workbook_subject") for t in texts)
     if row.subject.strip():
         body = f"{subject}\n\n{body}"

@@ -21,6 +21,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from mou.forms.spec import FieldSpec, FormSpec, Section
+from mou.i18n.formatting import Formatter
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
 from mou.settings import Settings
@@ -302,7 +303,7 @@ class _Builder:
             (ui("instrument"), ctx.instrument_name),
             (ui("state"), ctx.state_name),
             (ui("period"), ctx.period),
-            (ui("deadline"), ctx.deadline.strftime("%d.%m.%Y")),
+            (ui("deadline"), Formatter(self.language).date(ctx.deadline)),
             (ui("form_version"), str(self.form.version)),
         ]
         for row, (label, value) in enumerate(facts, start=3):
