@@ -115,6 +115,23 @@ def test_late_states_report_after_the_escalation(first: Run) -> None:
         assert step.status in ("accepted", "rejected") and not step.done_before
 
 
+def test_late_states_stand_late_in_the_status_and_the_report(first: Run) -> None:
+    """The demo records each file on its day of the story: its late states are late in
+    `mou status` and in the progress summary, whatever the real date."""
+    from mou.cycle.standing import cycle_status
+    from mou.reporting.consolidation import consolidate
+
+    for instrument, late in (("bukhara-deer", "AF"), ("cami", "PK")):
+        cycle = cycle_of(first, instrument)
+        with session_scope(first.settings) as session:
+            states = {s["state"]: s for s in cycle_status(session, cycle.cycle_id)["states"]}
+            consolidated = consolidate(session, cycle.cycle_id, forms_dir=first.settings.forms_dir)
+        assert states[late]["on_time"] is False, states[late]
+        assert [c for c, s in states.items() if s["on_time"] is False] == [late]
+        report_late = [s.state.code for s in consolidated.states if s.timeliness == "late"]
+        assert report_late == [late] and consolidated.counts.late == 1
+
+
 def expected_reminders(run: Run) -> set[str]:
     """Outbox keys the rules give for the demo's timeline (reminders run before returns)."""
     cycles = {c.instrument: c for c in run.report.cycles}

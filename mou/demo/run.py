@@ -8,9 +8,9 @@ when, with which errors) is ``mou.demo.scenario``; the report is ``mou.demo.summ
 
 Dates: ``today`` is the day the cycles are opened (default: the real date); deadlines are
 today + the instrument's ``response_days`` from the catalogue, as the scheduled opening does.
-Reminders run on the demo's dates. Files are recorded at the real time (the protocol has no
-clock for receipt), so the consolidated report counts a "late" return as late only if the real
-date is past the deadline.
+Reminders run on the demo's dates, and each file is recorded as received on its day of the
+story (``receive_file(received_at=...)``), so a state the story makes late stands late in
+``mou status``, the dashboard and the progress summaries, whatever the real date.
 
 Idempotent: the cycles are found by instrument and period and reused; a state's steps already
 taken (counted by its submissions in the cycle) are skipped; requests, reminders and receipts
@@ -153,7 +153,7 @@ def _submit(
     settings: Settings, scenario: Scenario, cycle_id: int, step: Step, day: dt.date
 ) -> StepResult:
     from mou.demo.synthetic import synthetic_return
-    from mou.service.protocol import process_submission, receive_file
+    from mou.service.protocol import INGEST_INLINE, process_submission, receive_file
 
     # Seeded by what the return is, so every run types the same answers; a correction is the
     # spoilt return's answers without the errors.
@@ -174,6 +174,10 @@ def _submit(
         filename=f"{scenario.instrument}-{scenario.period}-{step.state}{suffix}.xlsx",
         sender=_sender(settings, step.state) if step.channel == "email" else None,
         channel=step.channel,
+        # Received on the story's day, so a state the story makes late stands late in the
+        # status, the dashboard and the reports (mid-morning UTC: the same date everywhere).
+        received_at=dt.datetime.combine(day, dt.time(10, 0), dt.UTC),
+        ingest=INGEST_INLINE,
     )
     outcome = process_submission(settings, submission_id)
     return StepResult(
@@ -243,9 +247,9 @@ def _stale(settings: Settings, cycle_id: int, language: str) -> bool:
     with session_scope(settings) as session:
         cycle = session.get(m.ReportingCycle, cycle_id)
         assert cycle is not None
+        # Not received_at: the story's days may lie ahead of the real clock.
         moments = [
             cycle.opened_at,
-            session.scalar(select(func.max(m.Submission.received_at)).filter_by(cycle_id=cycle_id)),
             session.scalar(select(func.max(m.Submission.decided_at)).filter_by(cycle_id=cycle_id)),
             session.scalar(
                 select(func.max(m.OutboxMessage.created_at)).filter_by(cycle_id=cycle_id)

@@ -6,6 +6,7 @@ lost event, a bad file), the file and the fact that it arrived are kept.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -54,8 +55,11 @@ def record_submission(
     channel: str = "cli",
     expected_state: str | None = None,
     expected_cycle_id: int | None = None,
+    received_at: dt.datetime | None = None,
 ) -> Recorded:
-    """Keep the bytes and record a submission; the same bytes again give the first row."""
+    """Keep the bytes and record a submission; the same bytes again give the first row.
+
+    ``received_at``: when it arrived (default now); the demo plays its story on its own days."""
     if sender is not None and len(sender) > SENDER_MAX:
         sender = None  # not an address (RFC 5321 caps it): nobody to answer, nothing to store
     sha256 = filestore.store(session, settings.files_dir, data)
@@ -77,6 +81,7 @@ def record_submission(
             status="received",
             expected_state_id=expected.id if expected else None,
             expected_cycle_id=expected_cycle_id,
+            received_at=received_at or m.utcnow(),
         )
         .returning(m.Submission.id)
     ).scalar_one_or_none()

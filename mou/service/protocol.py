@@ -123,6 +123,7 @@ def receive_file(
     cycle_id: int | None = None,
     channel: str = "cli",
     ingest: str = INGEST_QUEUED,
+    received_at: dt.datetime | None = None,
 ) -> tuple[int, bool]:
     """Keep the bytes and the row (committed), then announce; (submission id, new).
 
@@ -139,6 +140,7 @@ def receive_file(
             channel=channel,
             expected_state=state,
             expected_cycle_id=cycle_id,
+            received_at=received_at,
         )
     submission_id, sha256 = recorded.submission_id, recorded.sha256
     if recorded.created:
