@@ -651,7 +651,7 @@ gets the short receipt that names the later file. In this burst (each state send
 
 {timing(killed)}
 
-The killed worker's claim runs out after 30 s (`LEASE` in mou/service/intake_work.py); the
+The killed worker's claim runs out after 50 s (`LEASE` in mou/service/intake_work.py); the
 surviving worker's look for lost work (every 5 s) wakes a drain that decides it. The time to
 finish is that wait; nothing else stops.
 

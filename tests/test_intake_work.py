@@ -99,9 +99,56 @@ def test_a_claim_of_a_killed_drainer_runs_out(service: Settings) -> None:  # noq
     assert first == ids[0]
     # Fresh, its claim is passed by: the next claimer takes the next return.
     assert intake_work.claim_waiting(service) == ids[1]
-    assert intake_work.waiting_work(service, dt.timedelta(0)) == (True, False)
+    # Fresh claims: drains are at work, the look leaves the backlog to them.
+    assert intake_work.waiting_work(service, dt.timedelta(0)) == (False, False)
     later = m.utcnow() + intake_work.LEASE + dt.timedelta(seconds=1)
+    assert intake_work.waiting_work(service, dt.timedelta(0), now=later) == (True, False)
     assert intake_work.claim_waiting(service, now=later) == ids[0]
+
+
+def test_a_drain_ends_after_the_return_in_hand_when_its_worker_stops(
+    service: Settings,  # noqa: F811
+) -> None:
+    _, ids = _record(service, rounds=1)
+    decided: list[int] = []
+
+    def decide(settings: Settings, submission_id: int):
+        decided.append(submission_id)
+        return decide_and_announce(settings, submission_id)
+
+    drain = intake_work.drain_decisions(service, decide, stopping=lambda: len(decided) >= 2)
+    assert drain.decided == ids[:2]
+    assert [s.status for s in _submissions(service)].count("received") == len(ids) - 2
+
+
+def test_inline_ingest_leaves_a_return_a_drain_holds_to_that_drain(
+    service: Settings,  # noqa: F811
+) -> None:
+    from mou.service.protocol import InlineIngest
+
+    _, ids = _record(service, rounds=1)
+    held = intake_work.claim_waiting(service)  # a warm worker's drain is reading it
+    inline = InlineIngest(service)
+    try:
+        assert inline.submit(held).result(timeout=60) is None  # not parsed a second time
+        assert inline.submit(ids[1]).result(timeout=60).status == "accepted"
+        decide_and_announce(service, held)  # the drain that holds it decides it
+        # Decided meanwhile: the inline path reports it as it stands.
+        assert inline.submit(held).result(timeout=60).already_decided
+    finally:
+        inline.close()
+
+
+def test_the_look_wakes_a_render_for_stale_summaries(
+    service: Settings,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _record(service, rounds=1)
+    intake_work.drain_decisions(service, decide_and_announce)
+    woken: list[str] = []
+    monkeypatch.setattr(tasks, "LOOK_AGE", dt.timedelta(days=1))  # receipts not overdue yet
+    assert tasks.look(service, wakes=woken.append) == []  # the cheap look does not check
+    assert tasks.look(service, wakes=woken.append, summaries=True) == [tasks.SUMMARIES]
 
 
 def test_the_look_wakes_a_drain_for_work_no_drain_is_doing(
@@ -132,8 +179,23 @@ def test_a_return_with_no_usable_address_is_not_claimed_again_and_again(
 
     monkeypatch.setattr(intake_work, "enqueue_receipt", unusable)
     assert intake_work.drain_receipts(service) == []
-    assert intake_work.waiting_work(service, dt.timedelta(0)) == (False, False)
-    assert intake_work.claim_unanswered(service, set()) is None
+    later = m.utcnow() + intake_work.LEASE + dt.timedelta(seconds=1)
+    assert intake_work.waiting_work(service, dt.timedelta(0), now=later) == (False, False)
+    assert intake_work.claim_unanswered(service, set(), now=later) is None
+
+
+def test_a_return_with_nobody_to_answer_is_not_claimed_again_and_again(
+    service: Settings,  # noqa: F811
+) -> None:
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    # No sender, and a file that names no state: a receipt has nobody to go to.
+    receive_file(service, b"PK\x03\x04 not a workbook", filename="x.xlsx")
+    assert cycle
+    intake_work.drain_decisions(service, decide_and_announce)
+    assert intake_work.drain_receipts(service) == []
+    later = m.utcnow() + intake_work.LEASE + dt.timedelta(seconds=1)
+    assert intake_work.waiting_work(service, dt.timedelta(0), now=later) == (False, False)
+    assert intake_work.claim_unanswered(service, set(), now=later) is None
 
 
 def test_wake_ups_fold_only_into_one_not_yet_submitted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,3 +232,30 @@ def test_no_wake_up_without_a_prefect_api(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setattr(tasks.events, "api_configured", lambda: False)
     assert tasks.wake_decisions() is False and tasks.submit(tasks.DECIDE) is False
+
+
+def test_task_workers_outlive_an_api_that_cannot_be_reached(tmp_path) -> None:
+    """A Prefect API whose name does not resolve ends Prefect's TaskWorker (only a refused
+    connection is retried there): ours start again, so the process never stays without."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import time, logging; logging.disable(logging.WARNING)\n"
+        "from mou.service.tasks import TaskWorkers\n"
+        "workers = TaskWorkers(1).start(); time.sleep(6)\n"
+        "print('alive' if workers.alive() else 'dead', flush=True)\n"
+        "import os; os._exit(0)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MOU_"))}
+    env.update(
+        PREFECT_API_URL="http://no-such-host.invalid:4200/api",
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        MOU_VAR_DIR=str(tmp_path / "var"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip().splitlines()[-1] == "alive", done.stdout + done.stderr

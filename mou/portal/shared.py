@@ -271,7 +271,7 @@ class Portal:
 
     # ingest
     def ingest_here(self) -> bool:
-        """Whether an upload is decided in this process (else by the Prefect trigger)."""
+        """Whether an upload is decided in this process (else by the warm task workers)."""
         if self.ingest == "thread":
             return True
         if self.ingest == "prefect":

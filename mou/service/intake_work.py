@@ -30,8 +30,9 @@ from mou.store import models as m
 from mou.store.database import begin_sqlite_transaction, session_scope
 
 log = logging.getLogger(__name__)
-# Longer than any decision or receipt takes (the slowest hostile file: under a second).
-LEASE = dt.timedelta(seconds=30)
+# Longer than a decision can take: two parses of the worker's sandbox (one waiting for the
+# other) at their time limit (parse_timeout_seconds, 20 s), and a margin.
+LEASE = dt.timedelta(seconds=50)
 # Receipts the warm workers write: of returns decided this long ago at most; older ones
 # (an address no message could be written to) are the sweep's.
 RECEIPT_WINDOW = dt.timedelta(days=1)
@@ -106,12 +107,14 @@ def drain_decisions(
     settings: Settings,
     decide: Callable[[Settings, int], IngestOutcome],
     limit: int | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> Drain:
-    """Decide waiting returns, oldest first, until none is free (or ``limit`` are decided).
+    """Decide waiting returns, oldest first, until none is free (or ``limit`` are decided, or
+    ``stopping()`` says the worker is being stopped: the rest wait for the next drain).
 
     ``decide``: the protocol's decide-and-announce for one return."""
     drain = Drain()
-    while limit is None or len(drain.decided) < limit:
+    while (limit is None or len(drain.decided) < limit) and not stopping():
         try:
             submission_id = claim_waiting(settings)
         except OperationalError:
@@ -131,11 +134,35 @@ def drain_decisions(
     return drain
 
 
-def drain_receipts(settings: Settings) -> list[int]:
-    """Write the receipt of every recently decided return that has none, then send them."""
+def claim(settings: Settings, submission_id: int) -> bool:
+    """Claim one given return for deciding here (``mou serve``'s inline ingest); False if a
+    drain holds a fresh claim on it (that drain decides it) or it is decided already."""
+    now = m.utcnow()
+    with session_scope(settings) as session:
+        taken = session.execute(
+            update(m.Submission)
+            .where(
+                m.Submission.id == submission_id,
+                m.Submission.status == "received",
+                or_(
+                    m.Submission.decision_claimed_at.is_(None),
+                    m.Submission.decision_claimed_at < now - LEASE,
+                ),
+            )
+            .values(decision_claimed_at=now, decision_claimed_by=claimer())
+        )
+        return taken.rowcount == 1
+
+
+SEND_EVERY = 10  # receipts written before the drain sends what it has
+
+
+def drain_receipts(settings: Settings, stopping: Callable[[], bool] = lambda: False) -> list[int]:
+    """Write the receipt of every recently decided return that has none, sending them as it
+    goes (every ``SEND_EVERY``), and the rest at the end."""
     written: list[int] = []
     seen: set[int] = set()
-    while True:
+    while not stopping():
         try:
             submission_id = claim_unanswered(settings, seen)
         except OperationalError:
@@ -146,7 +173,10 @@ def drain_receipts(settings: Settings) -> list[int]:
         seen.add(submission_id)
         try:
             with session_scope(settings) as session:
-                _, created = enqueue_receipt(session, settings, submission_id)
+                message, created = enqueue_receipt(session, settings, submission_id)
+            if message is None:  # nobody to tell (no address known): never again
+                _hold_claim(settings, submission_id)
+                continue
         except ValueError:  # an address that cannot be written to: nobody to tell
             log.warning("no receipt for submission %s: unusable address", submission_id)
             _hold_claim(settings, submission_id)
@@ -156,6 +186,8 @@ def drain_receipts(settings: Settings) -> list[int]:
             continue
         if created:
             written.append(submission_id)
+            if len(written) % SEND_EVERY == 0:
+                deliver_pending(settings)
     deliver_pending(settings)
     return written
 
@@ -171,12 +203,32 @@ def _hold_claim(settings: Settings, submission_id: int) -> None:
         )
 
 
-def waiting_work(settings: Settings, older_than: dt.timedelta) -> tuple[bool, bool]:
+def waiting_work(
+    settings: Settings, older_than: dt.timedelta, now: dt.datetime | None = None
+) -> tuple[bool, bool]:
     """Whether returns wait to be decided, and decided ones for their receipt, with no fresh
-    claim and for longer than ``older_than``: work no drain is doing (a worker was killed, a
-    wake-up was lost)."""
-    now = m.utcnow()
+    claim and for longer than ``older_than``, while no drain is at work on that kind: work
+    nobody is doing (a worker was killed, a wake-up was lost). A long burst that drains are
+    working through is theirs."""
+    now = now or m.utcnow()
     with session_scope(settings) as session:
+        deciding = session.scalar(
+            select(m.Submission.id)
+            .where(
+                m.Submission.status == "received",
+                m.Submission.decision_claimed_at >= now - LEASE,
+            )
+            .limit(1)
+        )
+        answering = session.scalar(
+            select(m.Submission.id)
+            .where(
+                m.Submission.status.in_(DECIDED),
+                m.Submission.receipt_claimed_at >= now - LEASE,
+                m.Submission.receipt_claimed_at <= now,
+            )
+            .limit(1)
+        )
         undecided = session.scalar(
             select(m.Submission.id)
             .where(
@@ -206,4 +258,7 @@ def waiting_work(settings: Settings, older_than: dt.timedelta) -> tuple[bool, bo
             )
             .limit(1)
         )
-    return undecided is not None, unanswered is not None
+    return (
+        undecided is not None and deciding is None,
+        unanswered is not None and answering is None,
+    )

@@ -260,6 +260,12 @@ def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
     return outcome
 
 
+def _undecided(settings: Settings, submission_id: int) -> bool:
+    with session_scope(settings) as session:
+        submission = session.get(m.Submission, submission_id)
+        return submission is not None and submission.status == "received"
+
+
 class InlineIngest:
     """Ingest returns in this process as soon as they are received (`mou serve`'s drop folder
     and portal): no flow-run process to start between a drop and its receipt.
@@ -275,7 +281,13 @@ class InlineIngest:
         return self._pool.submit(self._process, submission_id)
 
     def _process(self, submission_id: int) -> IngestOutcome | None:
+        from mou.service.intake_work import claim
+
         try:
+            # A return a warm worker's drain holds is that drain's (a backlog older than
+            # the workers' look age can meet one): never parsed twice at once.
+            if not claim(self.settings, submission_id) and _undecided(self.settings, submission_id):
+                return None
             return process_submission(self.settings, submission_id)
         except Exception:  # a database hiccup: the sweep decides it later
             log.exception("ingest of submission %s failed; the sweep will retry", submission_id)

@@ -84,13 +84,6 @@ def _start_up_sweep(settings: Settings) -> None:
         )
 
 
-def _look_for_lost_work(settings: Settings, stop: threading.Event) -> None:
-    from mou.service.tasks import LOOK_SECONDS, look
-
-    while not stop.wait(LOOK_SECONDS):
-        look(settings)
-
-
 def _has_accounts(settings: Settings) -> bool:
     from mou.accounts.users import has_users
     from mou.store.database import session_scope
@@ -105,7 +98,7 @@ def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> Non
     from mou.service.deployments import serve_deployments
     from mou.service.inbox import InboxWatcher
     from mou.service.protocol import InlineIngest
-    from mou.service.tasks import TaskWorkers
+    from mou.service.tasks import TaskWorkers, keep_looking, submit
 
     # Drops, uploads and mail are decided here at once by InlineIngest; returns that other
     # processes record (queued) and the renders after acceptances go to the warm task
@@ -144,7 +137,7 @@ def _run_service(settings: Settings, api_url: str, portal: PortalStarter) -> Non
     ).start()
     looking = threading.Event()
     threading.Thread(
-        target=_look_for_lost_work, args=(settings, looking), name="mou-look", daemon=True
+        target=keep_looking, args=(settings, looking, submit), name="mou-look", daemon=True
     ).start()
     try:
         serve_deployments(settings)

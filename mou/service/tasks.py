@@ -47,8 +47,10 @@ def _decide_waiting_returns() -> dict[str, int]:
     settings = get_settings()
     decided = 0
     accepted: set[int] = set()
-    while True:
-        drain = drain_decisions(settings, decide_and_announce, limit=RECEIPTS_EVERY)
+    while not _stopping.is_set():
+        drain = drain_decisions(
+            settings, decide_and_announce, limit=RECEIPTS_EVERY, stopping=_stopping.is_set
+        )
         decided += len(drain.decided)
         accepted |= drain.accepted_cycles
         if drain.decided:
@@ -64,7 +66,7 @@ def _send_receipts() -> dict[str, int]:
     from mou.service.intake_work import drain_receipts
     from mou.settings import get_settings
 
-    return {"receipts": len(drain_receipts(get_settings()))}
+    return {"receipts": len(drain_receipts(get_settings(), stopping=_stopping.is_set))}
 
 
 def _render_stale_summaries() -> dict[str, int]:
@@ -75,6 +77,8 @@ def _render_stale_summaries() -> dict[str, int]:
 
 
 _TASKS: dict[str, Any] = {}
+# Set while this process's task workers stop: drains end after the return in hand.
+_stopping = threading.Event()
 
 
 def prefect_task(name: str) -> Any:
@@ -202,6 +206,7 @@ class TaskWorkers:
         self.failure: BaseException | None = None
 
     def start(self) -> TaskWorkers:
+        _stopping.clear()
         self._thread.start()
         self._ready.wait(timeout=30)
         return self
@@ -221,27 +226,48 @@ class TaskWorkers:
 
         self._loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
-        decisions = TaskWorker(prefect_task(DECIDE), limit=self.limit)
-        after = TaskWorker(prefect_task(RECEIPTS), prefect_task(SUMMARIES), limit=1)
         self._ready.set()
-        await asyncio.gather(decisions.astart(), after.astart())
+        pause = 1.0
+        while True:
+            # Prefect's subscription retries a refused connection itself; any other failure
+            # (a name that does not resolve, a proxy's 502, a timeout) ends a TaskWorker: start
+            # both again, so the service never stays without workers.
+            decisions = TaskWorker(prefect_task(DECIDE), limit=self.limit)
+            after = TaskWorker(prefect_task(RECEIPTS), prefect_task(SUMMARIES), limit=1)
+            started = time.monotonic()
+            try:
+                await asyncio.gather(decisions.astart(), after.astart())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("the task workers lost the Prefect API; starting again", exc_info=True)
+            if time.monotonic() - started > 60:
+                pause = 1.0  # they had been serving: not a failure at start
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 60.0)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
 
     def stop(self, timeout: float = 30.0) -> None:
+        _stopping.set()  # drains end after the return in hand
         if self._loop is not None and self._main is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._main.cancel)
         self._thread.join(timeout=timeout)
 
 
-def look(settings: Settings, wakes: Callable[[str], Any] = submit) -> list[str]:
+def look(
+    settings: Settings, wakes: Callable[[str], Any] = submit, summaries: bool = False
+) -> list[str]:
     """Wake drains for work nobody is doing (a killed worker's claims run out, a lost
-    wake-up); returns what was woken."""
+    wake-up); ``summaries``: also a render if any cycle's summaries are out of date (a
+    costlier look, so not every time). Returns what was woken."""
     from mou.service.intake_work import waiting_work
+    from mou.service.protocol import stale_national_reports, stale_reports
 
     try:
         undecided, unanswered = waiting_work(settings, LOOK_AGE)
+        stale = summaries and bool(stale_reports(settings) or stale_national_reports(settings))
     except Exception:  # the database is away: look again later
         log.warning("could not look for waiting work", exc_info=True)
         return []
@@ -252,19 +278,47 @@ def look(settings: Settings, wakes: Callable[[str], Any] = submit) -> list[str]:
     if unanswered:
         wakes(RECEIPTS)
         woken.append(RECEIPTS)
+    if stale:
+        wakes(SUMMARIES)
+        woken.append(SUMMARIES)
     return woken
+
+
+SUMMARIES_LOOK_EVERY = 12  # looks: about once a minute
+
+
+def keep_looking(settings: Settings, stop: threading.Event, wakes: Callable[[str], Any]) -> None:
+    """Look for lost work every ``LOOK_SECONDS`` until ``stop`` is set (the first at once)."""
+    count = 0
+    while not stop.is_set():
+        look(settings, wakes=wakes, summaries=count % SUMMARIES_LOOK_EVERY == 0)
+        count += 1
+        stop.wait(LOOK_SECONDS)
 
 
 def run_workers(settings: Settings, limit: int, stop: threading.Event) -> int:
     """``mou worker``: serve the tasks until ``stop`` is set; look for lost work meanwhile."""
     workers = TaskWorkers(limit).start()
+    # At once (what a killed worker or a stopped cluster left), then every LOOK_SECONDS.
+    looker = threading.Thread(
+        target=keep_looking, args=(settings, stop, submit_several(limit)), daemon=True
+    )
+    looker.start()
     try:
-        # At once (what a killed worker or a stopped cluster left), then every LOOK_SECONDS.
-        while not stop.is_set():
+        while not stop.wait(1.0):
             if not workers.alive():
                 return 1
-            look(settings, wakes=lambda name: [submit(name) for _drain in range(limit)])
-            stop.wait(LOOK_SECONDS)
     finally:
         workers.stop()
     return 0 if workers.failure is None else 1
+
+
+def submit_several(count: int) -> Callable[[str], None]:
+    """Wake-ups for a look: a backlog nobody drains gets ``count`` drains (the worker's
+    slots), a receipt or render one."""
+
+    def wakes(name: str) -> None:
+        for _ in range(count if name == DECIDE else 1):
+            submit(name)
+
+    return wakes

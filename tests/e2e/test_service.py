@@ -25,6 +25,7 @@ import pytest
 
 from mou.catalogue.bootstrap import prepare_database
 from mou.service.protocol import open_and_dispatch
+from mou.service.tasks import LOOK_AGE
 from mou.settings import Settings
 from mou.store import models as m
 from mou.store.database import session_scope
@@ -195,8 +196,10 @@ def test_return_received_elsewhere_is_decided_by_the_warm_task_worker(service: S
     )
     code = (
         "import sys; from pathlib import Path; from mou.service.protocol import receive_file; "
+        "from mou.service.tasks import flush_wakeups; "
         "from mou.settings import Settings; p = Path(sys.argv[1]); "
-        "print(receive_file(Settings(), p.read_bytes(), filename=p.name)[0])"
+        "print(receive_file(Settings(), p.read_bytes(), filename=p.name)[0]); "
+        "assert flush_wakeups()"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(path)],
@@ -212,7 +215,10 @@ def test_return_received_elsewhere_is_decided_by_the_warm_task_worker(service: S
         with session_scope(settings) as session:
             return session.get(m.Submission, submission_id).status != "received"
 
+    woken = time.monotonic()
     wait_for("the queued return decided", decided, 60, service.process)
+    # By its wake-up, not by a look for lost work (which waits LOOK_AGE before it acts).
+    assert time.monotonic() - woken < LOOK_AGE.total_seconds()
     with session_scope(settings) as session:
         submission = session.get(m.Submission, submission_id)
         assert submission.status == "accepted" and submission.state.code == "KZ"
