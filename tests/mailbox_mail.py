@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from mou.clock import utcnow
-from mou.mail.message import POLICY
+from mou.mail.message import POLICY, set_subject
 from mou.workbook import XLSX_CONTENT_TYPE
 
 
@@ -28,7 +28,9 @@ def reply(
     mail["To"] = to
     if subject is None:
         subject = f"Re: {original['Subject']}" if original is not None else "Report"
-    mail["Subject"] = subject
+    # Encoded as a careful mail client does (the standard library's folder can drop a space
+    # at a fold, a fault of the sending side this test is not about).
+    set_subject(mail, subject)
     mail["Date"] = format_datetime(utcnow())
     mail["Message-ID"] = make_msgid(domain="ministry.example.org")
     if original is not None:

@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mou.errors import Refused
+from mou.forms import load_form
+from mou.reporting.consolidation.returns import default_forms_dir
 from mou.reporting.export import export_cycle, is_formula_like, neutralise
 from mou.store import models as m
 from tests import builders as b
@@ -71,7 +73,18 @@ def test_xlsx_never_writes_a_formula(session: Session, tmp_path: Path) -> None:
     assert workbook.sheetnames == ["answers", "status", "cycle", "audit"]
     answers = workbook["answers"]
     header = [c.value for c in answers[1]]
-    assert header[:7] == ["state", "state_name", "version", "field", "row", "column", "value"]
+    assert header[:10] == [
+        "state",
+        "state_name",
+        "version",
+        "field",
+        "field_label",
+        "row",
+        "row_label",
+        "column",
+        "value",
+        "value_label",
+    ]
     assert answers.max_row - 1 == _stored_answers(session, cycle.id)
     # XML reading turns a carriage return into a line feed; the text is otherwise exact.
     expected = {text.replace("\r", "\n") for text in DANGEROUS}
@@ -86,12 +99,34 @@ def test_xlsx_never_writes_a_formula(session: Session, tmp_path: Path) -> None:
         assert cell.data_type == "s" and cell.value == text  # kept exactly, as text
         assert cell.quotePrefix
     # Numbers stay numbers.
-    counts = [row[6].value for row in answers.iter_rows(min_row=2) if row[5].value == "count"]
+    counts = [row[8].value for row in answers.iter_rows(min_row=2) if row[7].value == "count"]
     assert 1475 in counts and all(isinstance(v, int) for v in counts)
     status = workbook["status"]
     rows = {r[0].value: [c.value for c in r] for r in status.iter_rows(min_row=2)}
     assert set(rows) == {"AF", "KZ", "TJ", "TM", "UZ"}
     assert rows["UZ"][-1] == "accepted" and rows["AF"][-1] == "not_received"
+
+
+def test_xlsx_puts_an_english_label_beside_each_code(session: Session, tmp_path: Path) -> None:
+    scenario = b.build_cami(session, hostile=False)
+    path = export_cycle(session, scenario.cycle.id, tmp_path / "export.xlsx")
+    answers = load_workbook(path)["answers"]
+    header = [c.value for c in answers[1]]
+    rows = [dict(zip(header, (c.value for c in r), strict=True)) for r in answers.iter_rows(2)]
+    form = load_form(default_forms_dir(), "cami")
+    for row in rows:
+        assert row["field_label"], row  # every stored answer belongs to a field of the form
+        top = form.field(row["field"])
+        assert row["field_label"].startswith(top.label("en"))
+    # A choice value and a pre-printed activity row get their words beside the code.
+    statuses = [r for r in rows if r["row"] and r["row_label"] and r["value_label"]]
+    assert statuses, "no activity status with its labels"
+    sample = statuses[0]
+    spec = next(c for c in form.field(sample["field"]).columns if c.key == sample["column"])
+    assert sample["value_label"] == next(
+        c.label("en") for c in form.choices[spec.choices] if c.value == sample["value"]
+    )
+    assert sample["row_label"] != sample["row"]
 
 
 def test_csv_prefixes_formula_text(session: Session, tmp_path: Path) -> None:

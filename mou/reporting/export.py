@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from mou.errors import Refused
+from mou.forms import FieldSpec, FormSpec, load_form
 from mou.i18n.languages import pick
 from mou.reporting.consolidation import ConsolidatedCycle, consolidate
+from mou.reporting.consolidation.returns import default_forms_dir
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 ANSWER_COLUMNS = (
@@ -49,6 +51,21 @@ STATUS_COLUMNS = (
     "timeliness",
     "days_late",
     "outcome",
+)
+# The .xlsx answers sheet puts an English label beside each code (a person reads it there);
+# CSV and JSON keep the codes only, for scripts.
+LABELLED_ANSWER_COLUMNS = (
+    "state",
+    "state_name",
+    "version",
+    "field",
+    "field_label",
+    "row",
+    "row_label",
+    "column",
+    "value",
+    "value_label",
+    "carried_forward",
 )
 AUDIT_COLUMNS = ("at", "actor", "action", "state", "submission", "reason", "details")
 SUFFIXES = (".xlsx", ".csv", ".json")
@@ -86,6 +103,60 @@ def answer_rows(consolidated: ConsolidatedCycle) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+class _Labels:
+    """English labels of a form's codes: fields, pre-printed rows and choice values."""
+
+    def __init__(self, form: FormSpec | None, consolidated: ConsolidatedCycle) -> None:
+        self.form = form
+        self.lists: dict[str, dict[str, str]] = {
+            "@species": {s.code: pick(s.name, "en") for s in consolidated.species},
+            "@activities": {
+                line.code: pick(line.label, "en")
+                for matrix in consolidated.activities
+                for group in matrix.groups
+                for line in group.lines
+            },
+        }
+
+    def _options(self, ref: str | None) -> dict[str, str]:
+        if not ref or self.form is None:
+            return {}
+        if ref not in self.lists:
+            self.lists[ref] = {c.value: c.label("en") for c in self.form.choices.get(ref, ())}
+        return self.lists[ref]
+
+    def _specs(self, field_key: str, column_key: str) -> tuple[FieldSpec, FieldSpec] | None:
+        if self.form is None:
+            return None
+        try:
+            top = self.form.field(field_key)
+        except KeyError:
+            return None
+        if not column_key:
+            return top, top
+        column = next((c for c in top.columns if c.key == column_key), None)
+        return (top, column) if column is not None else None
+
+    def row(self, answer: dict[str, Any]) -> dict[str, Any]:
+        specs = self._specs(answer["field"], answer["column"] or "")
+        labels = {"field_label": None, "row_label": None, "value_label": None}
+        if specs is None:
+            return {**answer, **labels}
+        top, spec = specs
+        labels["field_label"] = (
+            top.label("en") if spec is top else f"{top.label('en')}: {spec.label('en')}"
+        )
+        if answer["row"] and top.row_source:
+            labels["row_label"] = self._options(top.row_source).get(answer["row"])
+        options = self._options(spec.choices)
+        value = answer["value"]
+        if options and isinstance(value, list):
+            labels["value_label"] = "; ".join(options.get(str(v), str(v)) for v in value)
+        elif options and value is not None:
+            labels["value_label"] = options.get(str(value))
+        return {**answer, **labels}
 
 
 def status_rows(consolidated: ConsolidatedCycle) -> list[dict[str, Any]]:
@@ -165,7 +236,7 @@ def _write_csv(consolidated: ConsolidatedCycle, path: Path) -> None:
             writer.writerow(cells)
 
 
-def _write_xlsx(consolidated: ConsolidatedCycle, path: Path) -> None:
+def _write_xlsx(consolidated: ConsolidatedCycle, path: Path, form: FormSpec | None = None) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
@@ -204,9 +275,19 @@ def _write_xlsx(consolidated: ConsolidatedCycle, path: Path) -> None:
         if rows:
             ws.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
         for index, column in enumerate(columns, start=1):
-            ws.column_dimensions[get_column_letter(index)].width = max(10, len(column) + 2)
+            # Wide enough for the header and the longest of the first rows' values (labels
+            # are read there), within reason.
+            longest = max((len(str(_flat(row[column]) or "")) for row in rows[:500]), default=0)
+            width = min(60, max(10, len(column) + 2, longest + 2))
+            ws.column_dimensions[get_column_letter(index)].width = width
 
-    sheet("answers", ANSWER_COLUMNS, answer_rows(consolidated), first=True)
+    labels = _Labels(form, consolidated)
+    sheet(
+        "answers",
+        LABELLED_ANSWER_COLUMNS,
+        [labels.row(row) for row in answer_rows(consolidated)],
+        first=True,
+    )
     sheet("status", STATUS_COLUMNS, status_rows(consolidated), first=False)
     summary = cycle_summary(consolidated)
     sheet(
@@ -227,8 +308,11 @@ def _write_xlsx(consolidated: ConsolidatedCycle, path: Path) -> None:
     workbook.save(path)
 
 
-def export_consolidated(consolidated: ConsolidatedCycle, path: Path) -> Path:
-    """Write an already consolidated cycle to ``path`` (.xlsx, .csv or .json)."""
+def export_consolidated(
+    consolidated: ConsolidatedCycle, path: Path, forms_dir: Path | None = None
+) -> Path:
+    """Write an already consolidated cycle to ``path`` (.xlsx, .csv or .json); the .xlsx
+    labels the codes from the form in ``forms_dir`` (the project's by default)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -237,8 +321,11 @@ def export_consolidated(consolidated: ConsolidatedCycle, path: Path) -> Path:
         )
     if path.parent and not path.parent.exists():
         raise Refused(f"cannot export to {path}: the folder {path.parent} does not exist")
-    writers = {".xlsx": _write_xlsx, ".csv": _write_csv, ".json": _write_json}
-    writers[suffix](consolidated, path)
+    if suffix == ".xlsx":
+        form = load_form(forms_dir or default_forms_dir(), consolidated.cycle.instrument_code)
+        _write_xlsx(consolidated, path, form)
+    else:
+        {".csv": _write_csv, ".json": _write_json}[suffix](consolidated, path)
     return path
 
 
@@ -251,4 +338,5 @@ def export_cycle(
         raise Refused(
             f"cannot export to {Path(path).name!r}: the file name must end in .xlsx, .csv or .json"
         )
-    return export_consolidated(consolidate(session, cycle_id, forms_dir=forms_dir), Path(path))
+    consolidated = consolidate(session, cycle_id, forms_dir=forms_dir)
+    return export_consolidated(consolidated, Path(path), forms_dir)
