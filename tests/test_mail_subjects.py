@@ -111,6 +111,12 @@ def test_every_subject_decodes_to_what_was_written_and_names_the_request(mails) 
     assert {"request", "reminder", "receipt"} <= kinds
 
 
+def test_a_refusal_names_the_state_and_carries_the_personal_portal_link(mails) -> None:
+    [refusal] = [row for row, _ in mails if row.kind == "receipt" and "не принят" in row.subject]
+    assert "Казахстан" in refusal.subject and "CMS/BD-MOU/2025-2026/KZ" in refusal.subject
+    assert "/r/" in refusal.body_text and "Казахстан" in refusal.body_text
+
+
 def test_dates_in_emails_are_written_out_in_the_messages_language(mails) -> None:
     for row, _ in mails:
         assert not NUMERIC_DATE.search(row.subject + "\n" + row.body_text), (

@@ -98,6 +98,9 @@ def enqueue_receipt(
         if warnings:
             lines += ["", *[f"- {issue.message}" for issue in warnings]]
         lines += ["", texts.email("receipt_rejected_footer")]
+        link = _portal_paragraph(session, settings, submission, state, language)
+        if link:
+            lines += ["", link]
     thread = arrived_in(session, submission.id)
     in_reply_to, references = None, []
     if thread is not None and thread.message_id:
@@ -134,6 +137,36 @@ def arrived_in(session: Session, submission_id: int) -> m.MailMessage | None:
         .where(m.MailSubmission.submission_id == submission_id)
         .order_by(m.MailSubmission.id)
     ).first()
+
+
+def _portal_paragraph(
+    session: Session,
+    settings: Settings,
+    submission: m.Submission,
+    state: m.RangeState | None,
+    language: str,
+) -> str:
+    """The state's personal portal link for the corrected file, while its cycle is open."""
+    from mou.cycle.links import request_email_paragraph
+    from mou.cycle.standing import state_deadline
+
+    cycle_id = submission.cycle_id or submission.expected_cycle_id
+    cycle = session.get(m.ReportingCycle, cycle_id) if cycle_id else None
+    if state is None or cycle is None or cycle.status != "open":
+        return ""
+    request = session.scalars(
+        select(m.ReportRequest).filter_by(cycle_id=cycle.id, state_id=state.id)
+    ).first()
+    if request is None:
+        return ""
+    return request_email_paragraph(
+        settings,
+        cycle.id,
+        state.code,
+        language,
+        deadline=state_deadline(cycle, request),
+        state_name=pick(state.name, language),
+    )
 
 
 def _reference(session: Session, submission: m.Submission, state: m.RangeState | None) -> str:
