@@ -141,3 +141,46 @@ def test_every_state_and_instrument_has_its_russian_genitive() -> None:
     instruments = yaml.safe_load(Path("db/catalogue/instruments.yaml").read_text(encoding="utf-8"))
     assert {s["code"] for s in states["states"]} == set(names["states"])
     assert {i["code"] for i in instruments["instruments"]} == set(names["instruments"])
+
+
+def test_the_escalation_is_a_formal_note_recalling_the_request(
+    env: Env,
+) -> None:
+    """Seven days after the deadline the reminder to the ministry of foreign affairs carries
+    a note verbale as a PDF: the request's reference and day, the deadline, in the state's
+    language; the workbook again beside it."""
+    import datetime as dt
+
+    from mou.cycle.reminders import send_reminders
+    from mou.i18n.formatting import Formatter
+    from mou.store import files as filestore
+
+    with session_scope(env.settings) as session:
+        cycle = session.get(m.ReportingCycle, env.bukhara)
+        deadline = cycle.deadline
+        request = session.scalars(
+            select(m.ReportRequest)
+            .join(m.RangeState)
+            .where(m.ReportRequest.cycle_id == env.bukhara, m.RangeState.code == "KZ")
+        ).one()
+        request.dispatched_at = m.utcnow()  # as if its request had gone out (the fixture's
+        session.flush()  # cycles are opened, not dispatched)
+        sent = send_reminders(session, env.settings, deadline + dt.timedelta(days=7))
+        session.commit()
+        [kz] = [message for message in sent if message.key.endswith(":KZ:overdue-1")]
+        recalled = (request.created_at or cycle.opened_at).date()
+        names = [a["filename"] for a in kz.attachments]
+        [note] = [a for a in kz.attachments if a["filename"].endswith(".pdf")]
+        data = filestore.read_bytes(env.settings.files_dir, note["sha256"])
+    assert any(name.endswith(".xlsx") for name in names)
+    text = one_line("\n".join(p.extract_text() or "" for p in PdfReader(io.BytesIO(data)).pages))
+    ru = Formatter("ru")
+
+    def plain(words: str) -> str:  # a no-break space comes out of the PDF as a space
+        return re.sub(r"[\s\u00a0\u202f]+", " ", words)
+
+    text = plain(text)
+    assert request.reference in text
+    assert plain(f"ноту {request.reference} от {ru.date(recalled)}") in text
+    assert plain(ru.date(deadline)) in text and "Министерству иностранных дел" in text
+    assert "напоминание" in text

@@ -14,6 +14,8 @@ from mou.cycle.context import template_for
 from mou.cycle.links import request_email_paragraph
 from mou.cycle.rules import Step, step_due
 from mou.cycle.standing import state_deadline
+from mou.documents import PDF_CONTENT_TYPE
+from mou.documents.letters import escalation_letter_for, render_escalation_letter
 from mou.i18n.formatting import Formatter
 from mou.i18n.languages import pick
 from mou.i18n.texts import Messages
@@ -56,7 +58,7 @@ def send_reminders(session: Session, settings: Settings, today: dt.date) -> list
             step = step_due(deadline, today, since=max(changes).date() if changes else None)
             if step is None or _has_return(session, request):
                 continue
-            message, created = _remind(session, settings, cycle, request, step, deadline)
+            message, created = _remind(session, settings, cycle, request, step, deadline, today)
             if created:
                 enqueued.append(message)
     return enqueued
@@ -78,6 +80,7 @@ def _remind(
     request: m.ReportRequest,
     step: Step,
     deadline: dt.date,
+    today: dt.date,
 ) -> tuple[m.OutboxMessage, bool]:
     key = reminder_key(cycle, request, step, deadline)
     existing = session.scalars(select(m.OutboxMessage).filter_by(key=key)).one_or_none()
@@ -98,15 +101,24 @@ def _remind(
     if step.escalate or not to:
         to, cc = cc, to
     attachments: list[Attachment] = []
-    if not step.escalate:
-        workbook = template_for(session, settings, cycle.id, request.state.code, language)
+    if step.escalate:
+        # To the ministry of foreign affairs, a formal note recalling the request.
+        note = escalation_letter_for(session, request.id, settings, today=today, deadline=deadline)
         attachments.append(
             Attachment(
-                filename=f"{instrument.code}-{cycle.period}-{request.state.code}.xlsx",
-                content_type=XLSX_CONTENT_TYPE,
-                data=workbook,
+                filename=f"note-{request.reference.replace('/', '-')}-{step.name}.pdf",
+                content_type=PDF_CONTENT_TYPE,
+                data=render_escalation_letter(note, settings),
             )
         )
+    workbook = template_for(session, settings, cycle.id, request.state.code, language)
+    attachments.append(
+        Attachment(
+            filename=f"{instrument.code}-{cycle.period}-{request.state.code}.xlsx",
+            content_type=XLSX_CONTENT_TYPE,
+            data=workbook,
+        )
+    )
     return enqueue_message(
         session,
         settings,

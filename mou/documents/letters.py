@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,6 +61,9 @@ class RequestLetter:
     state_name_of: str = ""
     instrument_name_of: str = ""
     scientific_names: tuple[str, ...] = ()  # set in italics wherever they appear
+    # An escalation note (after the deadline): the day of the request it recalls; ``date``
+    # is then the note's own day, ``deadline`` the one the state was held to.
+    recalls: dt.date | None = None
 
 
 @lru_cache(maxsize=8)
@@ -152,6 +155,42 @@ def request_letter_for(
         instrument_name_of=in_sentences.get("instruments", {}).get(instrument.code, ""),
         scientific_names=tuple(species),
     )
+
+
+def escalation_letter_for(
+    session: Session,
+    request_id: int,
+    settings: Settings,
+    *,
+    today: dt.date,
+    deadline: dt.date,
+) -> RequestLetter:
+    """The formal note to the ministry of foreign affairs once the deadline has passed with
+    no report: it recalls the request (its reference and day) and asks for the report."""
+    letter = request_letter_for(session, request_id, settings)
+    return replace(letter, recalls=letter.date, date=today, deadline=deadline)
+
+
+def escalation_letter_html(letter: RequestLetter, settings: Settings) -> str:
+    env = environment(settings, letter.language)
+    _ = gettext_of(settings, letter.language)
+    subject = _("National report overdue")
+    moment = dt.datetime.combine(letter.date, dt.time(), tzinfo=dt.UTC)
+    names = letter.scientific_names
+    return env.get_template("escalation_letter.html").render(
+        letter=letter,
+        state_of=letter.state_name_of or letter.state_name,
+        instrument=italic_names(letter.instrument_name_of or letter.instrument_name, names),
+        form_title=italic_names(letter.form_title, names),
+        doc_title=f"{subject}: {letter.state_name}, {letter.period} ({letter.reference})",
+        secretariat=letter.secretariat,
+        created=w3c_moment(moment),
+    )
+
+
+def render_escalation_letter(letter: RequestLetter, settings: Settings) -> bytes:
+    """The escalation note as a tagged PDF in the letter's language."""
+    return html_to_pdf(escalation_letter_html(letter, settings), settings)
 
 
 def request_letter_html(letter: RequestLetter, settings: Settings) -> str:
