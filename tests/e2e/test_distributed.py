@@ -124,7 +124,7 @@ def cluster(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 RECEIVER = """
-import sys
+import os, sys, time
 from pathlib import Path
 from mou.service.protocol import receive_file
 from mou.service.tasks import flush_wakeups
@@ -135,8 +135,19 @@ for name in sys.argv[1:]:
     sid, _ = receive_file(settings, path.read_bytes(), filename=path.name,
                           sender=path.stem.split("-")[0].lower() + "@example.org")
     print(sid, flush=True)
+    time.sleep(float(os.environ.get("PAUSE", "0")))  # a burst that lasts a few seconds
 flush_wakeups()
 """
+
+
+def _start_receiving(cluster: Cluster, paths: list[Path], pause: float) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", RECEIVER, *map(str, paths)],
+        env={**cluster.env, "PAUSE": str(pause)},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _receive(cluster: Cluster, paths: list[Path]) -> list[int]:
@@ -170,10 +181,10 @@ def test_two_warm_workers_drain_a_burst_with_one_killed(cluster: Cluster, tmp_pa
             path.write_bytes(filled_return(settings, cycle, state, "en", national_total=1000 + n))
             paths.append(path)
     started = time.monotonic()
-    ids = _receive(cluster, paths)
-    assert len(ids) == len(paths) == len(set(ids))
-    # A third of the way through, the worker deciding a return dies (-9): its claim is left.
-    wait_for("a third decided", lambda: _count(settings, status="received") <= 20, 180)
+    # A burst over a few seconds; a third of the way through, the worker deciding a return
+    # dies (-9): its claim is left behind.
+    receiver = _start_receiving(cluster, paths, pause=0.1)
+    wait_for("a third decided", lambda: _count(settings, status="accepted") >= 10, 180)
     by_pid = {str(w.pid): w for w in cluster.workers}
 
     def claimed() -> tuple[int, subprocess.Popen] | None:
@@ -193,6 +204,10 @@ def test_two_warm_workers_drain_a_burst_with_one_killed(cluster: Cluster, tmp_pa
         victim.send_signal(signal.SIGCONT)  # it finished that one meanwhile: another
     victim.kill()
     victim.wait()
+    out, _ = receiver.communicate(timeout=180)
+    assert receiver.returncode == 0
+    ids = [int(line) for line in out.split()]
+    assert len(ids) == len(paths) == len(set(ids))
     survivor = next(w for w in cluster.workers if w is not victim)
     wait_for("every return decided", lambda: _count(settings, status="received") == 0, 240)
     # The same bytes again, as a second email would bring them: recognised, not recorded.
