@@ -163,9 +163,12 @@ def test_bukhara_sections(session: Session) -> None:
     )
     assert dict(matrix.total.by_status) == {s: stored.get(s, 0) for s in matrix.total.by_status}
     applicable = sum(n for s, n in stored.items() if s != "not_applicable")
+    # Over every cell but the not-applicable ones: an empty cell counts against the share.
+    counted = applicable + matrix.total.not_reported
     assert matrix.total.completion_share == pytest.approx(
-        (stored["completed"] + stored["ongoing"]) / applicable
+        (stored["completed"] + stored["ongoing"]) / counted
     )
+    assert matrix.total.unreported_share == pytest.approx(matrix.total.not_reported / counted)
 
     (threats,) = result.threats
     assert threats.lines[0].value == "poaching"  # form order, not alphabetical

@@ -76,6 +76,7 @@ def _counts_row(counts: StatusCounts, statuses: Sequence[str]) -> dict[str, Any]
     return {
         "cells": [counts.by_status.get(s, 0) for s in statuses],
         "not_reported": counts.not_reported,
+        "unreported": counts.unreported_share,
         "completion": counts.completion_share,
         "implementation": counts.implementation_share,
     }
@@ -121,6 +122,8 @@ def _matrix_view(
                     "subheading": pick(line.subheading, language),
                     "priority": priorities.get(line.priority or "", line.priority or ""),
                     "cells": cells,
+                    # How many of the States with an accepted return gave it a status.
+                    "reported": sum(1 for state in states if line.statuses.get(state.code)),
                     "done": line.counts.done,
                     "applicable": line.counts.applicable,
                 }

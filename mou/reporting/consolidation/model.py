@@ -253,14 +253,25 @@ class StatusCounts:
         return sum(self.by_status.get(s, 0) for s in STARTED)
 
     @property
+    def counted(self) -> int:
+        """Every cell but those a State reported as not applicable: a cell left empty counts
+        against the shares, not for them (it is not known to be done)."""
+        return self.applicable + self.not_reported
+
+    @property
     def completion_share(self) -> float | None:
-        """Completed or ongoing, as a share of the cells where the activity applies."""
-        return self.done / self.applicable if self.applicable else None
+        """Completed or ongoing, as a share of the counted cells (unreported ones included)."""
+        return self.done / self.counted if self.counted else None
 
     @property
     def implementation_share(self) -> float | None:
-        """Completed, ongoing or in progress, as a share of applicable cells."""
-        return self.started / self.applicable if self.applicable else None
+        """Completed, ongoing or in progress, as a share of the counted cells."""
+        return self.started / self.counted if self.counted else None
+
+    @property
+    def unreported_share(self) -> float | None:
+        """The counted cells left empty: stated beside the shares."""
+        return self.not_reported / self.counted if self.counted else None
 
 
 @dataclass(frozen=True)
