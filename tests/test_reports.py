@@ -575,3 +575,19 @@ def test_every_text_is_translated() -> None:
                 assert string, (language, msgid)
                 # A translation may leave a name out (Russian cases), never invent one.
                 assert set(placeholder.findall(string)) <= set(placeholder.findall(msgid))
+
+
+@pytest.mark.parametrize("which", ["bukhara", "cami"])
+def test_a_quoted_text_in_another_language_is_marked_as_such(world: World, which: str) -> None:
+    """Narratives are quoted in the original: in the English report a Russian one says it is
+    in Russian (and carries lang="ru"); in the Russian report it says nothing more."""
+    from mou.reporting.progress_summary import progress_summary_html
+
+    data = world.bukhara if which == "bukhara" else world.cami
+    russian = [n for n in data.narratives if re.search("[\u0400-\u04ff]", n.text)]
+    assert russian, "the test world has a narrative in Russian"
+    english = squash(world.text(which, "en"))
+    assert squash("in Russian") in english
+    assert squash("на русском языке") not in squash(world.text(which, "ru"))
+    html = progress_summary_html(data, "en", world.settings)
+    assert '<p class="quote" lang="ru">' in html

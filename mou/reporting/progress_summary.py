@@ -7,6 +7,7 @@ species, activities and choices come from the catalogue and the form specificati
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -271,8 +272,20 @@ def _threat_views(consolidated: ConsolidatedCycle, language: str) -> list[dict[s
     return views
 
 
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+
+
+def text_language(text: str, return_language: str | None) -> str:
+    """The language a quoted text is written in: Russian where it is in Cyrillic, else the
+    language of the template it came in (the service's only languages are en, ru and fr)."""
+    if _CYRILLIC.search(text):
+        return "ru"
+    return return_language if return_language in ("en", "fr") else "en"
+
+
 def _narrative_groups(consolidated: ConsolidatedCycle, language: str) -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = []
+    languages = {r.state.code: r.language for r in consolidated.returns}
     for narrative in consolidated.narratives:
         if not groups or groups[-1]["field"] != narrative.field_key:
             groups.append(
@@ -288,11 +301,16 @@ def _narrative_groups(consolidated: ConsolidatedCycle, language: str) -> list[di
             if narrative.row_key and narrative.field_key and label and _is_code(narrative.row_key):
                 label = f"{narrative.row_key} {label}"
             rows.append({"key": narrative.row_key, "label": label, "quotes": []})
+        # Quoted in the original; its language is marked (and set on the text for readers
+        # and screen readers) where it is not the report's.
+        written_in = text_language(narrative.text, languages.get(narrative.state.code))
         rows[-1]["quotes"].append(
             {
                 "state": narrative.state,
                 "column": pick(narrative.column_label, language),
                 "text": narrative.text,
+                "lang": written_in,
+                "foreign": written_in != language,
             }
         )
     for group in groups:
@@ -393,7 +411,7 @@ def progress_summary_html(
                 language,
                 _,
                 include_empty=False,
-                activity_text=False,
+                activity_text=True,  # the activity's title beside its number
                 fonts=fonts_dir(settings),
                 status_details_only=True,
             ),
