@@ -599,3 +599,19 @@ def test_a_quoted_text_in_another_language_is_marked_as_such(world: World, which
     assert ("на английском языке" in russian) == any(
         not re.search("[\u0400-\u04ff]", n.text) for n in rest
     )
+
+
+@pytest.mark.parametrize(
+    ("which", "language"), [("bukhara", "en"), ("bukhara", "ru"), ("cami", "fr")]
+)
+def test_dates_are_written_out_never_as_numbers(world: World, which: str, language: str) -> None:
+    """ "1 Dec 2026", "1 дек. 2026 г.", "1er déc. 2026": never 01/12/2026 or 01.12.2026, which a
+    reader in another country reads as another day (quoted narratives aside)."""
+    data = world.bukhara if which == "bukhara" else world.cami
+    quoted = " ".join(n.text for n in data.narratives)
+    found = [
+        d
+        for d in re.findall(r"\b\d{1,2}[./]\d{1,2}[./](?:19|20)\d\d\b", world.text(which, language))
+        if d not in quoted
+    ]
+    assert not found, found

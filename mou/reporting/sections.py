@@ -106,7 +106,7 @@ class _Values:
         if spec.type in ("integer", "decimal") and isinstance(value, int | float):
             return self.fmt.number(value)
         if spec.type == "date":
-            return self.fmt.date(value, "short" if compact else "long")
+            return self.fmt.date(value, "medium" if compact else "long")  # never 01/12/2026
         if spec.type == "choice":
             return self.choice_label(spec.choices, value)
         if spec.type == "multi_choice":
