@@ -239,3 +239,31 @@ def test_refuses_a_database_with_other_cycles(sqlite_settings: Settings) -> None
     with pytest.raises(Refused, match="bukhara-deer 2023-2024"):
         run_demo(sqlite_settings, today=TODAY)
     assert count(sqlite_settings, m.OutboxMessage) == 0
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_the_short_matrix_is_never_split_over_two_pages(first: Run, language: str) -> None:
+    """The Bukhara theme matrix (6 rows) stays on one page with its heading: read from the
+    demo's PDF, whose implementation chapter ends near a page's foot."""
+    import io
+    import re
+
+    from pypdf import PdfReader
+
+    from mou.i18n.languages import pick
+    from mou.reporting.consolidation import consolidate
+
+    cycle = cycle_of(first, "bukhara-deer")
+    [pdf] = [p for p in cycle.pdfs if p.name == f"progress-summary-{language}.pdf"]
+    with session_scope(first.settings) as session:
+        data = consolidate(session, cycle.cycle_id, forms_dir=first.settings.forms_dir)
+    themes = [pick(line.label, language) for line in data.activities[0].groups[0].lines]
+    pages = [page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf.read_bytes())).pages]
+
+    def squash(text: str) -> str:
+        return re.sub(r"\s+", "", text)
+
+    heading = re.compile(r"^3\.2\. .*$", re.M)
+    [page] = [text for text in pages if heading.search(text)]
+    after = squash(page[heading.search(page).start() :])
+    assert all(squash(theme) in after for theme in themes), themes

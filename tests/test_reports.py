@@ -615,3 +615,25 @@ def test_dates_are_written_out_never_as_numbers(world: World, which: str, langua
         if d not in quoted
     ]
     assert not found, found
+
+
+HEADING = re.compile(r"^\d+(?:\.\d+)+\.\s+\S")  # "3.2. Implementation matrix: ..."
+
+
+def _page_lines(pdf: bytes, last: int) -> list[list[str]]:
+    reader = PdfReader(io.BytesIO(pdf))
+    return [
+        [line.strip() for line in (page.extract_text() or "").splitlines() if line.strip()]
+        for page in reader.pages[:last]
+    ]
+
+
+@pytest.mark.parametrize("which", ["bukhara", "cami"])
+def test_no_heading_is_left_alone_at_the_foot_of_a_page(world: World, which: str) -> None:
+    """The last lines of a page (above its number) are never a numbered heading whose text
+    starts on the next page."""
+    for number, lines in enumerate(_page_lines(world.pdf(which, "en"), 14), start=1):
+        body = [x for x in lines if not x.isdigit()]
+        if len(body) < 3:
+            continue
+        assert not HEADING.match(body[-1]), (number, body[-3:])
