@@ -247,6 +247,23 @@ def test_set_writes_one_history_row_per_field_and_one_audit_entry(session: Sessi
     }
 
 
+def test_the_address_in_a_language_is_set_with_its_history(session: Session) -> None:
+    from mou.documents.letters import address_in
+
+    edit = set_contact(
+        session, OFFICER, "kz-mfa", addresses={"ru": " Астана, ул. Кунаева, 31 "}, reason="note"
+    )
+    assert edit.fields == ["address_ru"]
+    authority = session.scalars(select(m.Authority).filter_by(key="kz-mfa")).one()
+    assert address_in(authority, "ru") == "Астана, ул. Кунаева, 31"
+    assert address_in(authority, "fr") == "Astana (adresse fictive)"  # the others stay
+    assert [c.field for c in contact_history(session, "kz-mfa")] == ["address_ru"]
+    again = set_contact(session, OFFICER, "kz-mfa", addresses={"ru": "Астана, ул. Кунаева, 31"})
+    assert again.fields == []  # the same value again: nothing written
+    set_contact(session, OFFICER, "kz-mfa", addresses={"ru": ""})
+    assert address_in(authority, "ru") is None  # removed; the Latin one is not printed instead
+
+
 def test_setting_the_values_a_contact_has_changes_and_writes_nothing(session: Session) -> None:
     set_contact(session, OFFICER, "kz-env", email="a.new@kz.example.org", person_name="A. B.")
     before = get_contact(session, "kz-env")

@@ -133,6 +133,29 @@ def test_the_russian_letter_reads_as_russian(env: Env) -> None:
     assert "национальный отчет Республики Казахстан о выполнении Программы работы" in cami
 
 
+def test_a_letter_prints_the_address_in_its_own_language(env: Env) -> None:
+    """No Latin "(fictitious address)" inside a Russian letter, nor an English one inside a
+    French letter: each contact carries its address per language."""
+    russian = one_line(" ".join(pages_of(letter_of(env, "bukhara-deer", "TJ"), env.settings)))
+    assert "Душанбе (вымышленный адрес)" in russian
+    assert "fictitious" not in russian and "Dushanbe" not in russian
+    english = one_line(" ".join(pages_of(letter_of(env, "bukhara-deer", "AF"), env.settings)))
+    assert "Kabul (fictitious address)" in english
+
+
+def test_a_contact_without_an_address_in_the_letters_script_prints_none(env: Env) -> None:
+    from mou.documents.letters import address_in
+
+    latin = m.Authority(address="Astana (fictitious address)", addresses=None)
+    assert address_in(latin, "ru") is None and address_in(latin, "en") == latin.address
+    cyrillic = m.Authority(address="Астана, пр. Мангилик Ел", addresses={"en": "Astana"})
+    assert address_in(cyrillic, "ru") == cyrillic.address and address_in(cyrillic, "en") == "Astana"
+    assert address_in(cyrillic, "fr") is None
+    with session_scope(env.settings) as session:  # as seeded from the catalogue
+        mongolia = session.scalars(select(m.Authority).filter_by(key="mn-mfa")).one()
+        assert address_in(mongolia, "fr") == "Oulan-Bator (adresse fictive)"
+
+
 def test_every_state_and_instrument_has_its_russian_genitive() -> None:
     names = yaml.safe_load(
         Path("templates/reports/locale/ru/names.yaml").read_text(encoding="utf-8")

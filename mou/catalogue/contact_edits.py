@@ -263,6 +263,7 @@ def set_contact(
     names: Mapping[str, str | None] | None = None,
     language: str | _Keep = KEEP,
     address: str | _Keep | None = KEEP,
+    addresses: Mapping[str, str | None] | None = None,
     person_name: str | _Keep | None = KEEP,
     person_title: str | _Keep | None = KEEP,
     instruments: Sequence[str] | _Keep | None = KEEP,
@@ -270,6 +271,9 @@ def set_contact(
     now: dt.datetime | None = None,
 ) -> Edit:
     """Change the fields given of the contact ``key``; the others stay.
+
+    ``addresses``: language -> the postal address as a letter in that language writes it
+    (None or "" removes it).
 
     ``names``: language -> name (None or "" removes a translation; English stays);
     ``address``, ``person_name``, ``person_title``: None or "" clears them; ``instruments``:
@@ -301,6 +305,16 @@ def set_contact(
         "address", authority.address, new_address
     ):
         authority.address = new_address
+    if addresses:
+        current = dict(authority.addresses or {})
+        for lang, text in sorted(addresses.items()):
+            new = _address(text or "")
+            if pending.compare(f"address_{lang}", current.get(lang), new):
+                if new is None:
+                    current.pop(lang, None)
+                else:
+                    current[lang] = new
+        authority.addresses = current or None
     _set_person(pending, person_name, person_title)
     if not isinstance(instruments, _Keep) and pending.compare(
         "instruments", authority.instruments, new_instruments
@@ -449,6 +463,7 @@ def seed_contacts(
                     email=entry.email,
                     language=entry.language,
                     address=entry.address,
+                    addresses=entry.addresses,
                     person=entry.person,
                     instruments=entry.instruments,
                 )

@@ -88,6 +88,7 @@ class AuthorityEntry(_Strict):
     email: str
     language: Language
     address: str | None = None
+    addresses: dict[Language, str] | None = None  # the address in a letter's language
     person: dict[str, Any] | None = None
     instruments: list[str] | None = None
     species: str | None = None  # a focal point for one species (CAMI programme of work 4.1.2)

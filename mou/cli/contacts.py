@@ -106,7 +106,12 @@ def cmd_contacts_set(args: argparse.Namespace, settings: Settings) -> int:
         "instruments": _instruments(args.instruments),
     }
     names = _names(args)
-    if not names and all(value is KEEP for value in given.values()):
+    addresses = {
+        lang: value
+        for lang, value in (("ru", args.address_ru), ("fr", args.address_fr))
+        if value is not None
+    }
+    if not names and not addresses and all(value is KEEP for value in given.values()):
         print(
             "mou contacts set: nothing to change: give --email, --name, --language, --address, "
             "--person, --person-title or --instruments",
@@ -114,7 +119,15 @@ def cmd_contacts_set(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     with session_scope(settings) as session:
-        edit = set_contact(session, _actor(), args.key, names=names, reason=args.reason, **given)
+        edit = set_contact(
+            session,
+            _actor(),
+            args.key,
+            names=names,
+            addresses=addresses,
+            reason=args.reason,
+            **given,
+        )
     return _report(edit, args, "changed")
 
 
@@ -218,6 +231,12 @@ def register(commands: Any) -> None:
     setting.add_argument("key")
     setting.add_argument("--email", help="the one address mail goes to")
     _fields(setting)
+    setting.add_argument(
+        "--address-ru", help='the address as a Russian letter writes it ("" removes it)'
+    )
+    setting.add_argument(
+        "--address-fr", help='the address as a French letter writes it ("" removes it)'
+    )
     setting.set_defaults(handler=cmd_contacts_set)
 
     adding = actions.add_parser("add", help="a new contact (a ministry or a focal point)")

@@ -94,10 +94,27 @@ def italic_names(text: str, names: tuple[str, ...] = ()) -> Markup:
     return Markup(found.sub(lambda match: f'<em class="taxon">{match[0]}</em>', html))
 
 
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+
+
+def address_in(authority: m.Authority, language: str) -> str | None:
+    """The postal address a letter in ``language`` prints: the contact's address in that
+    language, else its address if written in the letter's script (Cyrillic for Russian,
+    Latin for English and French); else none (never a Latin address in a Russian letter)."""
+    own = (authority.addresses or {}).get(language)
+    if own:
+        return str(own)
+    address = authority.address
+    if not address:
+        return None
+    cyrillic = bool(_CYRILLIC.search(address))
+    return address if cyrillic == (language == "ru") else None
+
+
 def _authority(authority: m.Authority, language: str, *, with_email: bool = False) -> Addressee:
     return Addressee(
         name=pick(authority.name, language),
-        address=authority.address,
+        address=address_in(authority, language),
         email=authority.email if with_email else None,
     )
 

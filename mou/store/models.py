@@ -133,6 +133,8 @@ class Authority(Base):
     email: Mapped[str] = mapped_column(String(254))
     language: Mapped[str] = mapped_column(String(2))
     address: Mapped[str | None] = mapped_column(Text)
+    # The postal address as a letter in that language writes it ({"ru": "Астана ..."}).
+    addresses: Mapped[dict[str, Any] | None]
     person: Mapped[dict[str, Any] | None]
     # None: every instrument the state takes part in.
     instruments: Mapped[list[str] | None]
