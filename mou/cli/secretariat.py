@@ -83,6 +83,21 @@ def cmd_cycle_close(args: argparse.Namespace, settings: Settings) -> int:
     return _run(args, settings, lambda s: close_cycle(s, _actor(), args.cycle, args.reason))
 
 
+def cmd_cycle_meeting(args: argparse.Namespace, settings: Settings) -> int:
+    from mou.secretariat.cycles import set_meeting
+
+    fields = {
+        "name": args.name,
+        "number": args.number,
+        "place": args.place,
+        "dates": args.dates,
+        "agenda_item": args.agenda_item,
+        "original": args.original,
+        "action": args.action_requested,
+    }
+    return _run(args, settings, lambda s: set_meeting(s, _actor(), args.cycle, fields, args.reason))
+
+
 def cmd_request_resend(args: argparse.Namespace, settings: Settings) -> int:
     from mou.secretariat.cycles import resend_request
 
@@ -175,6 +190,23 @@ def add_cycle_actions(actions: Any) -> None:
     exempt.add_argument("--undo", action="store_true", help="the state reports again")
     exempt.add_argument("--json", action="store_true")
     exempt.set_defaults(handler=cmd_cycle_exempt)
+
+    meeting = actions.add_parser(
+        "meeting", help="the meeting the progress summary serves (its cover and page 1)"
+    )
+    meeting.add_argument("cycle", type=record_id)
+    meeting.add_argument("--name", help='e.g. "Fourth Meeting of the Signatories" ("" removes)')
+    meeting.add_argument("--number", help='the meeting\'s symbol, e.g. "MOS4"')
+    meeting.add_argument("--place", help='e.g. "Dushanbe, Tajikistan"')
+    meeting.add_argument("--dates", help='e.g. "14-16 April 2027"')
+    meeting.add_argument("--agenda-item", help='e.g. "7.1"')
+    meeting.add_argument("--original", help="the language the document was written in")
+    meeting.add_argument(
+        "--action-requested", help='the "Action requested" paragraph (default text if unset)'
+    )
+    meeting.add_argument("--reason")
+    meeting.add_argument("--json", action="store_true")
+    meeting.set_defaults(handler=cmd_cycle_meeting)
 
     close = actions.add_parser("close", help="close the cycle and render its final reports")
     close.add_argument("cycle", type=record_id)

@@ -8,7 +8,7 @@ species, activities and choices come from the catalogue and the form specificati
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +19,12 @@ from mou.documents.pdf import (
     fonts_dir,
     gettext_of,
     html_to_pdf,
+    locale_dir,
     w3c_moment,
 )
 from mou.forms.spec import FormSpec, load_form
 from mou.i18n.formatting import Formatter
+from mou.i18n.gettext import translations
 from mou.i18n.languages import check_language, pick
 from mou.reporting import charts
 from mou.reporting.consolidation import (
@@ -384,6 +386,7 @@ def progress_summary_html(
     check_language(language)
     env = environment(settings, language)
     _ = gettext_of(settings, language)
+    plural = translations(locale_dir(settings), language).ngettext
     fmt = Formatter(language)
     cycle = consolidated.cycle
     form = load_form(settings.forms_dir, cycle.instrument_code)
@@ -477,7 +480,117 @@ def progress_summary_html(
         sections=sections,
         species=consolidated.species,
         focal_points=_focal_points_view(consolidated, language, settings.publish_focal_points),
+        key_messages=key_messages(
+            consolidated,
+            language,
+            _,
+            fmt,
+            lambda days: (
+                plural("Late by %(num)s day", "Late by %(num)s days", days)
+                % {"num": fmt.number(days)}
+            ),
+        ),
+        meeting=cycle.meeting,
+        original=LANGUAGE_NAMES_IN.get(language, {}).get(
+            cycle.meeting.get("original", "en"), cycle.meeting.get("original", "en")
+        ),
     )
+
+
+# The name of each language as a document in another language writes it ("Original: English").
+LANGUAGE_NAMES_IN = {
+    "en": {"en": "English", "ru": "Russian", "fr": "French"},
+    "ru": {"en": "английский", "ru": "русский", "fr": "французский"},
+    "fr": {"en": "anglais", "ru": "russe", "fr": "français"},
+}
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """A title cut at a word, for a line of the key messages."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def key_messages(
+    consolidated: ConsolidatedCycle,
+    language: str,
+    _: Gettext,
+    fmt: Formatter,
+    late_by: Callable[[int], str] = lambda days: f"+{days}",
+) -> list[str]:
+    """Page 1's executive summary: who reported (on time, late), who did not; which
+    activities lag most and which States report least, from the data."""
+    states = sorted(consolidated.states, key=lambda s: sort_name(s.state.label(language)))
+
+    def names(selected: Iterable[Any]) -> str:
+        return ", ".join(s.state.label(language) for s in selected)
+
+    on_time = [s for s in states if s.timeliness == "on_time"]
+    late = [s for s in states if s.timeliness == "late"]
+    excused = [s for s in states if s.outcome == "excused"]
+    missing = [s for s in states if s.outcome != "accepted" and s.outcome != "excused"]
+    counts = consolidated.counts
+    messages = [
+        _("%(accepted)s of the %(asked)s States asked have reported.")
+        % {"accepted": fmt.number(counts.accepted), "asked": fmt.number(counts.participants)}
+    ]
+    if on_time:
+        messages.append(_("By the deadline: %(states)s.") % {"states": names(on_time)})
+    if late:
+        messages.append(
+            _("After the deadline: %(states)s.")
+            % {
+                "states": ", ".join(
+                    f"{s.state.label(language)} ({late_by(s.days_late).lower()})"
+                    if s.days_late
+                    else s.state.label(language)
+                    for s in late
+                )
+            }
+        )
+    if missing:
+        messages.append(_("No report accepted yet: %(states)s.") % {"states": names(missing)})
+    if excused:
+        messages.append(_("Excused from reporting: %(states)s.") % {"states": names(excused)})
+    for matrix in consolidated.activities:
+        lines = [
+            line
+            for group in matrix.groups
+            for line in group.lines
+            if line.counts.completion_share is not None
+        ]
+        if not lines:
+            continue
+        lagging = sorted(lines, key=lambda line: (line.counts.completion_share, line.code))[:3]
+        messages.append(
+            _("Least advanced (share completed or ongoing): %(items)s.")
+            % {
+                "items": "; ".join(
+                    f"{line.code if _is_code(line.code) else ''} "
+                    f"{_short(pick(line.label, language))} "
+                    f"({fmt.percent(line.counts.completion_share)})".strip()
+                    for line in lagging
+                )
+            }
+        )
+        reported: dict[str, int] = {}
+        for line in lines:
+            for code, status in line.statuses.items():
+                reported[code] = reported.get(code, 0) + (1 if status else 0)
+        if reported and len(set(reported.values())) > 1:
+            fewest = min(reported.values())
+            least = [s for s in states if reported.get(s.state.code) == fewest]
+            messages.append(
+                _("Fewest items reported: %(states)s (%(count)s of %(total)s).")
+                % {
+                    "states": names(least),
+                    "count": fmt.number(fewest),
+                    "total": fmt.number(len(lines)),
+                }
+            )
+        break  # the first matrix: the programme of work or the Action Plan themes
+    return messages
 
 
 def _row_key_order(row: str) -> tuple[int, Any]:

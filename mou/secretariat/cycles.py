@@ -312,3 +312,65 @@ def close_cycle(
         cycle_id=cycle.id,
         render=True,
     )
+
+
+MEETING_FIELDS = ("name", "number", "place", "dates", "agenda_item", "original", "action")
+MEETING_TEXT_MAX = 2000  # the action requested: a paragraph
+MEETING_LINE_MAX = 200
+
+
+def set_meeting(
+    session: Session,
+    actor: Actor,
+    cycle_id: int,
+    fields: dict[str, str | None],
+    reason: str | None = None,
+) -> ActionResult:
+    """Set what the progress summary's cover says of the meeting it serves; a field given as
+    "" is removed, one not given stays. The same values again change nothing."""
+    actor.require("act")
+    why = optional_reason(reason)
+    cycle = locked_cycle(session, cycle_id)
+    current = dict(cycle.meeting or {})
+    wanted = dict(current)
+    for name, value in fields.items():
+        if name not in MEETING_FIELDS:
+            raise Refused(f"unknown meeting field {name!r}: {', '.join(MEETING_FIELDS)}")
+        if value is None:
+            continue
+        text = " ".join(value.split()) if name != "action" else value.strip()
+        limit = MEETING_TEXT_MAX if name == "action" else MEETING_LINE_MAX
+        if len(text) > limit:
+            raise Refused(f"the meeting's {name} is longer than {limit} characters")
+        if name == "original" and text and text not in cycle.instrument.languages:
+            raise Refused(
+                f"--original must be one of the instrument's languages: "
+                f"{', '.join(cycle.instrument.languages)}"
+            )
+        if text:
+            wanted[name] = text
+        else:
+            wanted.pop(name, None)
+    if wanted == current:
+        return ActionResult(
+            "cycle.meeting",
+            False,
+            f"cycle {cycle.id}: the meeting is as given already",
+            cycle_id=cycle.id,
+        )
+    cycle.meeting = wanted or None
+    record(
+        session,
+        actor.name,
+        "cycle.meeting",
+        cycle_id=cycle.id,
+        reason=why,
+        details={"old": current, "new": wanted},
+    )
+    return ActionResult(
+        "cycle.meeting",
+        True,
+        f"cycle {cycle.id}: the meeting set for its progress summary",
+        cycle_id=cycle.id,
+        render=True,
+    )

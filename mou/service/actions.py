@@ -43,8 +43,14 @@ def perform(
                 national = is_released(session, result.cycle_id, "national-reports")
             if national:
                 render_national_reports(settings, result.cycle_id)
-        except Exception:  # the change stands; the sweep renders the stale reports
-            log.exception("reports of cycle %s not rendered after %s", result.cycle_id, result)
+        except Exception as exc:  # the change stands; the sweep renders the stale reports
+            # One line for the person at the terminal; the traceback for the logs' debug level.
+            log.error(
+                "the reports of cycle %s were not rendered (%s); the sweep renders them later",
+                result.cycle_id,
+                type(exc).__name__,
+            )
+            log.debug("render after %s failed", result.action, exc_info=True)
             result.details["rendered"] = False
         else:
             result.details["rendered"] = True

@@ -461,6 +461,8 @@ def standing_mark(session: Any, cycle_id: int) -> str:
             for s in status["states"]
         ],
         "reviewed": sorted([i, r] for i, r in reviewed),
+        # What the cover says of the meeting (mou cycle meeting).
+        "meeting": getattr(session.get(m.ReportingCycle, cycle_id), "meeting", None),
     }
     return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:20]
 

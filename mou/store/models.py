@@ -218,6 +218,9 @@ class ReportingCycle(Base):
     # Set when the whole cycle's deadline is extended: the deadline the requests announced.
     original_deadline: Mapped[dt.date | None] = mapped_column(Date)
     deadline_changed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # The meeting the progress summary serves (mou cycle meeting): name, number, place,
+    # dates, agenda_item, original (language), action_requested.
+    meeting: Mapped[dict[str, Any] | None]
 
     instrument: Mapped[Instrument] = relationship()
     requests: Mapped[list[ReportRequest]] = relationship(

@@ -66,6 +66,8 @@ class CycleInfo:
     closed_at: dt.datetime | None
     # Labels of the form's catalogue-driven lists: "@activities" and "@species" -> value -> text.
     catalogue_choices: Mapping[str, Mapping[str, Translated]] = field(default_factory=dict)
+    # The meeting the progress summary serves, as the Secretariat set it (mou cycle meeting).
+    meeting: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

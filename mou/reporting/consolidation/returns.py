@@ -75,6 +75,7 @@ def cycle_info(cycle: m.ReportingCycle, form: FormSpec, labels: Labels) -> Cycle
             ACTIVITIES_SOURCE: labels.choices(ACTIVITIES_SOURCE),
             SPECIES_SOURCE: labels.choices(SPECIES_SOURCE),
         },
+        meeting=dict(cycle.meeting or {}),
     )
 
 
