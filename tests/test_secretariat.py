@@ -493,3 +493,57 @@ def test_a_number_too_big_for_the_database_is_wrong_usage(
         main(["review", "accept", "99999999999999999999", "--reason", "x"])
     assert exited.value.code == 2
     assert "is not the number of a cycle or a return" in capsys.readouterr().err
+
+
+def test_the_meeting_is_set_and_the_summary_serves_it(service: Settings) -> None:
+    """`mou cycle meeting`: the cover names the meeting, the agenda item and the original
+    language; page 1 gives the key messages and the Action requested; the same values again
+    change nothing; the summary is rendered again."""
+    import io
+
+    from pypdf import PdfReader
+
+    from mou.secretariat.cycles import set_meeting
+
+    cid = cycle_id(service)
+    submit(service, "UZ")
+    fields = {
+        "name": "Fifth Meeting of the Signatories",
+        "number": "BD/MOS5",
+        "place": "Dushanbe, Tajikistan",
+        "dates": "14-16 April 2027",
+        "agenda_item": "7.1",
+        "action": "The meeting is invited to welcome the report of Uzbekistan.",
+    }
+    done = perform(service, lambda s: set_meeting(s, OFFICER, cid, fields, "announced"))
+    assert done.changed and done.details["rendered"]
+    assert not act(service, lambda s: set_meeting(s, OFFICER, cid, fields)).changed
+    with pytest.raises(Refused, match="instrument's languages"):
+        act(service, lambda s: set_meeting(s, OFFICER, cid, {"original": "de"}))
+    with pytest.raises(NotAllowed):
+        act(service, lambda s: set_meeting(s, READER, cid, {"place": "Bonn"}))
+    with session_scope(service) as session:
+        cycle = session.get(m.ReportingCycle, cid)
+        folder = service.var_dir / "reports" / f"{cycle.instrument.code}-{cycle.period}"
+    page = PdfReader(io.BytesIO((folder / "progress-summary-en.pdf").read_bytes())).pages[0]
+    text = " ".join((page.extract_text() or "").split())
+    for expected in (
+        "Fifth Meeting of the Signatories (BD/MOS5)",
+        "Dushanbe, Tajikistan, 14-16 April 2027",
+        "Item 7.1 of the provisional agenda",
+        "Original: English",
+        "Key messages",
+        "1 of the 5 States asked have reported.",
+        "No report accepted yet: Afghanistan, Kazakhstan, Tajikistan, Turkmenistan.",
+        "Action requested",
+        "The meeting is invited to welcome the report of Uzbekistan.",
+    ):
+        assert expected in text, expected
+    with session_scope(service) as session:
+        [entry] = session.scalars(select(m.AuditEvent).filter_by(action="cycle.meeting")).all()
+        assert entry.reason == "announced" and entry.details["new"]["agenda_item"] == "7.1"
+    # Removed again: the cover says no meeting, and the default Action requested returns.
+    perform(service, lambda s: set_meeting(s, OFFICER, cid, {"name": "", "action": ""}))
+    page = PdfReader(io.BytesIO((folder / "progress-summary-en.pdf").read_bytes())).pages[0]
+    text = " ".join((page.extract_text() or "").split())
+    assert "Fifth Meeting" not in text and "The meeting is invited to take note" in text
