@@ -110,6 +110,26 @@ def test_db_upgrade_seeds_each_catalogue_contact_once_without_history(settings: 
         assert contact_history(session, "kz-mfa") == []
 
 
+def test_db_upgrade_fills_the_addresses_of_contacts_nobody_edited(settings: Settings) -> None:
+    """A database seeded before contacts had addresses per language gets them, except on a
+    contact the Secretariat edited."""
+    prepare_database(settings)
+    with session_scope(settings) as session:
+        for authority in session.scalars(select(m.Authority)):
+            authority.addresses = None  # as seeded by an older version
+        session.scalars(select(m.Authority).filter_by(key="kz-env")).one().updated_at = m.utcnow()
+    prepare_database(settings)
+    with session_scope(settings) as session:
+        mfa = session.scalars(select(m.Authority).filter_by(key="kz-mfa")).one()
+        env = session.scalars(select(m.Authority).filter_by(key="kz-env")).one()
+        assert mfa.addresses == {
+            "ru": "Астана (вымышленный адрес)",
+            "fr": "Astana (adresse fictive)",
+        }
+        assert env.addresses is None  # edited by the Secretariat: left as it is
+    assert changes(settings) == (0, 0)
+
+
 def test_db_upgrade_never_overwrites_a_contact(own_catalogue: Settings, project: Path) -> None:
     prepare_database(own_catalogue)
     with session_scope(own_catalogue) as session:

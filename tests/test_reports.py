@@ -637,3 +637,24 @@ def test_no_heading_is_left_alone_at_the_foot_of_a_page(world: World, which: str
         if len(body) < 3:
             continue
         assert not HEADING.match(body[-1]), (number, body[-3:])
+
+
+def test_key_messages_list_each_state_once_where_it_stands(world: World) -> None:
+    """A state whose correction was requested keeps its timeliness but is not "reported":
+    it is named under the correction only, never beside the states that reported."""
+    import dataclasses
+
+    from mou.i18n.formatting import Formatter
+    from mou.reporting.progress_summary import key_messages
+
+    data = world.bukhara
+    first, *rest = data.states
+    assert first.timeliness is not None  # it had an accepted return
+    changed = dataclasses.replace(first, outcome="correction_requested")
+    data = dataclasses.replace(data, states=(changed, *rest))
+    messages = key_messages(data, "en", lambda text: text, Formatter("en"))
+    name = first.state.label("en")
+    named = [m for m in messages if name in m]
+    assert len(named) == 1 and named[0].startswith("Correction requested"), messages
+    accepted = sum(1 for s in data.states if s.outcome == "accepted")
+    assert messages[0].startswith(f"{accepted} of the {data.counts.requested} States")

@@ -513,6 +513,7 @@ def test_the_meeting_is_set_and_the_summary_serves_it(service: Settings) -> None
         "place": "Dushanbe, Tajikistan",
         "dates": "14-16 April 2027",
         "agenda_item": "7.1",
+        "original": "ru",
         "action": "The meeting is invited to welcome the report of Uzbekistan.",
     }
     done = perform(service, lambda s: set_meeting(s, OFFICER, cid, fields, "announced"))
@@ -531,9 +532,9 @@ def test_the_meeting_is_set_and_the_summary_serves_it(service: Settings) -> None
         "Fifth Meeting of the Signatories (BD/MOS5)",
         "Dushanbe, Tajikistan, 14-16 April 2027",
         "Item 7.1 of the provisional agenda",
-        "Original: English",
+        "Original: Russian",
         "Key messages",
-        "1 of the 5 States asked have reported.",
+        "1 of the 5 States asked has reported.",
         "No report accepted yet: Afghanistan, Kazakhstan, Tajikistan, Turkmenistan.",
         "Action requested",
         "The meeting is invited to welcome the report of Uzbekistan.",
@@ -542,8 +543,15 @@ def test_the_meeting_is_set_and_the_summary_serves_it(service: Settings) -> None
     with session_scope(service) as session:
         [entry] = session.scalars(select(m.AuditEvent).filter_by(action="cycle.meeting")).all()
         assert entry.reason == "announced" and entry.details["new"]["agenda_item"] == "7.1"
-    # Removed again: the cover says no meeting, and the default Action requested returns.
-    perform(service, lambda s: set_meeting(s, OFFICER, cid, {"name": "", "action": ""}))
+    # Only the place left: it shows alone; the default Action requested returns.
+    rest = {key: "" for key in fields if key != "place"}
+    perform(service, lambda s: set_meeting(s, OFFICER, cid, rest))
     page = PdfReader(io.BytesIO((folder / "progress-summary-en.pdf").read_bytes())).pages[0]
     text = " ".join((page.extract_text() or "").split())
-    assert "Fifth Meeting" not in text and "The meeting is invited to take note" in text
+    assert "Fifth Meeting" not in text and "Dushanbe, Tajikistan" in text
+    assert "The meeting is invited to take note" in text and "Original: English" in text
+    # No meeting at all: no meeting lines and no "Original:" either.
+    perform(service, lambda s: set_meeting(s, OFFICER, cid, {"place": ""}))
+    page = PdfReader(io.BytesIO((folder / "progress-summary-en.pdf").read_bytes())).pages[0]
+    text = " ".join((page.extract_text() or "").split())
+    assert "Dushanbe" not in text and "Original:" not in text

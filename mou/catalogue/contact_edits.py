@@ -481,6 +481,15 @@ def seed_contacts(
                 by_secretariat=False,
             )
             report.enabled.append(entry.key)
+        if (
+            authority is not None
+            and authority.updated_at is None
+            and authority.addresses is None
+            and entry.addresses
+        ):
+            # A column a newer catalogue brings (the addresses per language), filled in on a
+            # contact nobody has edited; nothing the Secretariat set is ever changed.
+            authority.addresses = dict(entry.addresses)
     for key, authority in sorted(existing.items()):
         if key in listed or authority.disabled_at is not None or authority.updated_at is not None:
             continue

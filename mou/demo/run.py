@@ -168,6 +168,7 @@ def _submit(
         errors=ERRORS_PER_RETURN if step.kind == "errors" else 0,
     )
     suffix = {"correction": "-corrected", "revision": "-revised"}.get(step.kind, "")
+    moment = dt.datetime.combine(day, dt.time(10, 0), dt.UTC)
     submission_id, _ = receive_file(
         settings,
         made.data,
@@ -176,10 +177,11 @@ def _submit(
         channel=step.channel,
         # Received on the story's day, so a state the story makes late stands late in the
         # status, the dashboard and the reports (mid-morning UTC: the same date everywhere).
-        received_at=dt.datetime.combine(day, dt.time(10, 0), dt.UTC),
+        received_at=moment,
         ingest=INGEST_INLINE,
     )
-    outcome = process_submission(settings, submission_id)
+    # Decided a minute later on the same clock, so received comes before accepted.
+    outcome = process_submission(settings, submission_id, now=moment + dt.timedelta(minutes=1))
     return StepResult(
         day=day,
         instrument=scenario.instrument,
@@ -247,10 +249,10 @@ def _stale(settings: Settings, cycle_id: int, language: str) -> bool:
     with session_scope(settings) as session:
         cycle = session.get(m.ReportingCycle, cycle_id)
         assert cycle is not None
-        # Not received_at: the story's days may lie ahead of the real clock.
+        # Not received_at nor decided_at: they follow the story's days, which may lie ahead
+        # of the real clock; each decision's receipt is written at the real time.
         moments = [
             cycle.opened_at,
-            session.scalar(select(func.max(m.Submission.decided_at)).filter_by(cycle_id=cycle_id)),
             session.scalar(
                 select(func.max(m.OutboxMessage.created_at)).filter_by(cycle_id=cycle_id)
             ),

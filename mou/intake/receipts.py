@@ -72,13 +72,13 @@ def enqueue_receipt(
         # version N" for a file that does not count.
         params["later_filename"] = later.filename
         params["later_received"] = Formatter(language).moment(later.received_at)
-        subject = texts.email("receipt_subject_superseded", **params)
+        subject = texts.email("receipt_subject_superseded", **params).replace(", )", ")")
         lines = [texts.email("receipt_body_superseded", **params)]
     elif submission.status == "accepted":
         from mou.reporting.consolidation import read_return
         from mou.reporting.state_summary import render_state_summary
 
-        subject = texts.email("receipt_subject_accepted", **params)
+        subject = texts.email("receipt_subject_accepted", **params).replace(", )", ")")
         lines = [texts.email("receipt_body_accepted", **params)]
         if warnings:
             lines += ["", texts.email("warnings_heading")]

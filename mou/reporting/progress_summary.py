@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mou.catalogue.reference import activity_sort_key
 from mou.documents.pdf import (
     Gettext,
     document_symbol,
@@ -489,10 +490,16 @@ def progress_summary_html(
                 plural("Late by %(num)s day", "Late by %(num)s days", days)
                 % {"num": fmt.number(days)}
             ),
+            plural,
         ),
         meeting=cycle.meeting,
-        original=LANGUAGE_NAMES_IN.get(language, {}).get(
-            cycle.meeting.get("original", "en"), cycle.meeting.get("original", "en")
+        # A meeting document says its original language; without a meeting, nothing.
+        original=(
+            LANGUAGE_NAMES_IN[language].get(
+                cycle.meeting.get("original", "en"), cycle.meeting.get("original", "en")
+            )
+            if cycle.meeting
+            else None
         ),
     )
 
@@ -518,6 +525,7 @@ def key_messages(
     _: Gettext,
     fmt: Formatter,
     late_by: Callable[[int], str] = lambda days: f"+{days}",
+    plural: Callable[[str, str, int], str] | None = None,
 ) -> list[str]:
     """Page 1's executive summary: who reported (on time, late), who did not; which
     activities lag most and which States report least, from the data."""
@@ -526,14 +534,24 @@ def key_messages(
     def names(selected: Iterable[Any]) -> str:
         return ", ".join(s.state.label(language) for s in selected)
 
-    on_time = [s for s in states if s.timeliness == "on_time"]
-    late = [s for s in states if s.timeliness == "late"]
+    ngettext = plural or (lambda one, many, n: one if n == 1 else many)
+    # Only an accepted report counts as reported (a correction requested stands apart).
+    accepted = [s for s in states if s.outcome == "accepted"]
+    on_time = [s for s in accepted if s.timeliness == "on_time"]
+    late = [s for s in accepted if s.timeliness == "late"]
+    corrections = [s for s in states if s.outcome == "correction_requested"]
     excused = [s for s in states if s.outcome == "excused"]
-    missing = [s for s in states if s.outcome != "accepted" and s.outcome != "excused"]
+    missing = [
+        s for s in states if s.outcome not in ("accepted", "excused", "correction_requested")
+    ]
     counts = consolidated.counts
     messages = [
-        _("%(accepted)s of the %(asked)s States asked have reported.")
-        % {"accepted": fmt.number(counts.accepted), "asked": fmt.number(counts.participants)}
+        ngettext(
+            "%(accepted)s of the %(asked)s States asked has reported.",
+            "%(accepted)s of the %(asked)s States asked have reported.",
+            len(accepted),
+        )
+        % {"accepted": fmt.number(len(accepted)), "asked": fmt.number(counts.requested)}
     ]
     if on_time:
         messages.append(_("By the deadline: %(states)s.") % {"states": names(on_time)})
@@ -549,6 +567,11 @@ def key_messages(
                 )
             }
         )
+    if corrections:
+        messages.append(
+            _("Correction requested by the Secretariat: %(states)s.")
+            % {"states": names(corrections)}
+        )
     if missing:
         messages.append(_("No report accepted yet: %(states)s.") % {"states": names(missing)})
     if excused:
@@ -562,18 +585,39 @@ def key_messages(
         ]
         if not lines:
             continue
-        lagging = sorted(lines, key=lambda line: (line.counts.completion_share, line.code))[:3]
-        messages.append(
-            _("Least advanced (share completed or ongoing): %(items)s.")
-            % {
-                "items": "; ".join(
-                    f"{line.code if _is_code(line.code) else ''} "
-                    f"{_short(pick(line.label, language))} "
-                    f"({fmt.percent(line.counts.completion_share)})".strip()
-                    for line in lagging
-                )
-            }
-        )
+        lowest = min(line.counts.completion_share or 0.0 for line in lines)
+        tied = [line for line in lines if (line.counts.completion_share or 0.0) == lowest]
+        if len(tied) > 3:
+            # Many at the same lowest share: say how many, not an arbitrary three.
+            messages.append(
+                _("%(count)s of %(total)s items stand at %(share)s completed or ongoing.")
+                % {
+                    "count": fmt.number(len(tied)),
+                    "total": fmt.number(len(lines)),
+                    "share": fmt.percent(lowest),
+                }
+            )
+        else:
+            lagging = sorted(
+                lines,
+                key=lambda line: (
+                    line.counts.completion_share,
+                    # Programme codes in their order (1.2.1 before 1.10.1); theme keys by name.
+                    activity_sort_key(line.code) if _is_code(line.code) else (),
+                    line.code,
+                ),
+            )[:3]
+            messages.append(
+                _("Least advanced (share completed or ongoing): %(items)s.")
+                % {
+                    "items": "; ".join(
+                        f"{line.code if _is_code(line.code) else ''} "
+                        f"{_short(pick(line.label, language))} "
+                        f"({fmt.percent(line.counts.completion_share)})".strip()
+                        for line in lagging
+                    )
+                }
+            )
         reported: dict[str, int] = {}
         for line in lines:
             for code, status in line.statuses.items():

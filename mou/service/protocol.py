@@ -159,7 +159,9 @@ def receive_file(
     return submission_id, recorded.created
 
 
-def decide_submission(settings: Settings, submission_id: int) -> IngestOutcome:
+def decide_submission(
+    settings: Settings, submission_id: int, now: dt.datetime | None = None
+) -> IngestOutcome:
     """Decide one submission, whatever goes wrong while deciding it.
 
     A lost version race is decided again at once. A database that cannot be reached is left
@@ -172,7 +174,7 @@ def decide_submission(settings: Settings, submission_id: int) -> IngestOutcome:
     for attempt in range(1, DECISION_TRIES + 1):
         try:
             with session_scope(settings) as session:
-                return ingest_submission(session, settings, submission_id)
+                return ingest_submission(session, settings, submission_id, now=now)
         except IntegrityError:
             # Another worker decided a return of the same state at the same moment and took
             # the version number: decide again on the committed state.
@@ -211,9 +213,11 @@ def _count_failure(settings: Settings, submission_id: int) -> int:
         return 0
 
 
-def decide_and_announce(settings: Settings, submission_id: int) -> IngestOutcome:
+def decide_and_announce(
+    settings: Settings, submission_id: int, now: dt.datetime | None = None
+) -> IngestOutcome:
     """Decide one submission (once) and announce its outcome; no receipt (see below)."""
-    outcome = decide_submission(settings, submission_id)
+    outcome = decide_submission(settings, submission_id, now)
     # Announced by the process that decided it, once: a repeat (the sweep, a second worker)
     # finds it decided and says nothing.
     if outcome.status in ("accepted", "rejected") and not outcome.already_decided:
@@ -243,10 +247,12 @@ def decide_and_announce(settings: Settings, submission_id: int) -> IngestOutcome
     return outcome
 
 
-def process_submission(settings: Settings, submission_id: int) -> IngestOutcome:
+def process_submission(
+    settings: Settings, submission_id: int, now: dt.datetime | None = None
+) -> IngestOutcome:
     """Decide (once), announce, enqueue the receipt and send it, all in this process; then
     ask the warm workers to render the cycle's summaries (``mou.service.tasks``)."""
-    outcome = decide_and_announce(settings, submission_id)
+    outcome = decide_and_announce(settings, submission_id, now)
     with session_scope(settings) as session:
         try:
             enqueue_receipt(session, settings, submission_id)

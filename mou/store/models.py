@@ -219,7 +219,7 @@ class ReportingCycle(Base):
     original_deadline: Mapped[dt.date | None] = mapped_column(Date)
     deadline_changed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # The meeting the progress summary serves (mou cycle meeting): name, number, place,
-    # dates, agenda_item, original (language), action_requested.
+    # dates, agenda_item, original (language), action (the Action requested paragraph).
     meeting: Mapped[dict[str, Any] | None]
 
     instrument: Mapped[Instrument] = relationship()
