@@ -188,13 +188,14 @@ def escalation_letter_for(
     return replace(letter, recalls=letter.date, date=today, deadline=deadline)
 
 
-def escalation_letter_html(letter: RequestLetter, settings: Settings) -> str:
+def _letter_html(letter: RequestLetter, settings: Settings, template: str, title: str) -> str:
+    """A letter's HTML: ``template`` rendered with the names as its sentences need them;
+    ``title``, in English, is translated for the document's title."""
     env = environment(settings, letter.language)
-    _ = gettext_of(settings, letter.language)
-    subject = _("National report overdue")
+    subject = gettext_of(settings, letter.language)(title)
     moment = dt.datetime.combine(letter.date, dt.time(), tzinfo=dt.UTC)
     names = letter.scientific_names
-    return env.get_template("escalation_letter.html").render(
+    return env.get_template(template).render(
         letter=letter,
         state_of=letter.state_name_of or letter.state_name,
         instrument=italic_names(letter.instrument_name_of or letter.instrument_name, names),
@@ -205,25 +206,22 @@ def escalation_letter_html(letter: RequestLetter, settings: Settings) -> str:
     )
 
 
+def N_(text: str) -> str:  # gettext's name for a text marked, not translated
+    return text  # extracted by Babel; _letter_html translates it
+
+
+def escalation_letter_html(letter: RequestLetter, settings: Settings) -> str:
+    return _letter_html(letter, settings, "escalation_letter.html", N_("National report overdue"))
+
+
 def render_escalation_letter(letter: RequestLetter, settings: Settings) -> bytes:
     """The escalation note as a tagged PDF in the letter's language."""
     return html_to_pdf(escalation_letter_html(letter, settings), settings)
 
 
 def request_letter_html(letter: RequestLetter, settings: Settings) -> str:
-    env = environment(settings, letter.language)
-    _ = gettext_of(settings, letter.language)
-    subject = _("Request for the national report")
-    moment = dt.datetime.combine(letter.date, dt.time(), tzinfo=dt.UTC)
-    names = letter.scientific_names
-    return env.get_template("request_letter.html").render(
-        letter=letter,
-        state_of=letter.state_name_of or letter.state_name,
-        instrument=italic_names(letter.instrument_name_of or letter.instrument_name, names),
-        form_title=italic_names(letter.form_title, names),
-        doc_title=f"{subject}: {letter.state_name}, {letter.period} ({letter.reference})",
-        secretariat=letter.secretariat,
-        created=w3c_moment(moment),
+    return _letter_html(
+        letter, settings, "request_letter.html", N_("Request for the national report")
     )
 
 
