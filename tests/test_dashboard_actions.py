@@ -247,6 +247,36 @@ def test_an_admin_waives_errors_an_officer_cannot(
     assert status(service)["KZ"]["outcome"] == "accepted"
 
 
+def test_the_meeting_is_set_on_the_cycle_page(app: Any, service: Settings, signed_in: Any) -> None:
+    officer = signed_in(app, "officer")
+    cid = cycle_of(service)
+    page = officer.get(f"/dashboard/cycles/{cid}?lang=ru").text
+    assert "Совещание, для которого готовится сводный обзор" in page
+    form = {
+        "meeting_name": "Fifth Meeting of the Signatories",
+        "meeting_number": "BD/MOS5",
+        "meeting_place": "Dushanbe, Tajikistan",
+        "meeting_dates": "14-16 April 2027",
+        "meeting_agenda_item": "7.1",
+        "meeting_original": "en",
+        "meeting_action": "The meeting is invited to take note.",
+        "reason": "announced",
+    }
+    asked, done = act(officer, f"/dashboard/cycles/{cid}/meeting", form)
+    assert "Dushanbe, Tajikistan" in asked.text and "Agenda item" in asked.text
+    assert "The meeting is set." in notice(done.text)
+    with session_scope(service) as session:
+        cycle = session.get(m.ReportingCycle, cid)
+        assert cycle.meeting["agenda_item"] == "7.1" and cycle.meeting["place"].startswith("Dush")
+        [entry] = session.scalars(select(m.AuditEvent).filter_by(action="cycle.meeting")).all()
+        assert entry.actor.startswith("officer") and entry.reason == "announced"
+    # The form shows what is set; sent again unchanged, nothing changes.
+    page = officer.get(f"/dashboard/cycles/{cid}").text
+    assert 'value="BD/MOS5"' in page and "The meeting is invited to take note." in page
+    _, again = act(officer, f"/dashboard/cycles/{cid}/meeting", form)
+    assert "as given already" in notice(again.text)
+
+
 def test_close_publish_and_the_public_page(app: Any, service: Settings, signed_in: Any) -> None:
     officer = signed_in(app, "officer")
     cid = cycle_of(service)
@@ -293,6 +323,7 @@ ACTION_POSTS = [
     ("/dashboard/cycles/{cid}/extend", {"deadline": "2027-05-31", "reason": "r"}),
     ("/dashboard/cycles/{cid}/excuse", {"state": "TM", "reason": "r"}),
     ("/dashboard/cycles/{cid}/resend", {"state": "TJ"}),
+    ("/dashboard/cycles/{cid}/meeting", {"meeting_name": "MOS5"}),
     ("/dashboard/cycles/{cid}/close", {}),
     ("/dashboard/cycles/{cid}/publish", {"kind": "reports"}),
     ("/dashboard/submissions/{sid}/accept", {"reason": "r"}),

@@ -43,7 +43,14 @@ from mou.keyring import derive_key
 from mou.portal import pages
 from mou.portal.shared import MAX_ID, Portal, PortalError
 from mou.portal.signin import officer, read_form, secretariat_router
-from mou.secretariat.cycles import close_cycle, excuse_state, extend_deadline, resend_request
+from mou.secretariat.cycles import (
+    MEETING_FIELDS,
+    close_cycle,
+    excuse_state,
+    extend_deadline,
+    resend_request,
+    set_meeting,
+)
 from mou.secretariat.publication import KINDS, is_released, publish
 from mou.secretariat.results import ActionResult
 from mou.secretariat.review import accept_return, return_for_correction
@@ -312,6 +319,26 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
                 s, settings, signed.actor, cycle_id, state, form.get("reason")
             ),
             lambda r: ("done_resend", {"state": state}),
+            back,
+            cycle_id,
+        )
+
+    @routes.post("/dashboard/cycles/{cycle_id}/meeting", include_in_schema=False)
+    async def meeting(request: Request, signed: Officer, cycle_id: CycleId) -> Response:
+        lang = portal.lang_of(request)
+        form = await read_form(portal, request, signed, lang)
+        back = cycle_url(cycle_id, lang, "actions")
+        # Every field is sent: an empty one removes what the cover says of it.
+        fields = {name: form.get(f"meeting_{name}", "") for name in MEETING_FIELDS}
+        if form.get("confirm") != "yes":
+            facts = [(f"meeting_{name}", value or "—") for name, value in fields.items()]
+            facts.append(("col_reason", form.get("reason", "") or "—"))
+            return confirm_page(request, lang, signed, form, "confirm_meeting", facts, back)
+        return await run(
+            request,
+            lang,
+            lambda s: set_meeting(s, signed.actor, cycle_id, fields, form.get("reason")),
+            lambda r: ("done_meeting", {}),
             back,
             cycle_id,
         )

@@ -107,6 +107,8 @@ def router(portal: Portal) -> APIRouter:
                 "closed_at": cycle.closed_at,
                 "summary": status["summary"],
                 "mail_problems": status["mail_problems"],
+                "meeting": dict(cycle.meeting or {}),
+                "languages": list(cycle.instrument.languages),
             }
             reports = pages.report_files(reports_folder(settings, cycle))
             released = {kind: current_release(session, cycle_id, kind) for kind in KINDS}
