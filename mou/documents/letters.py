@@ -18,7 +18,7 @@ from mou.catalogue.addressbook import ministries_of
 from mou.documents.pdf import environment, gettext_of, html_to_pdf, reports_dir, w3c_moment
 from mou.errors import Refused
 from mou.forms.spec import load_form
-from mou.i18n.languages import check_language, pick
+from mou.i18n.languages import check_language, is_cyrillic, pick
 from mou.settings import Settings
 from mou.store import models as m
 
@@ -94,9 +94,6 @@ def italic_names(text: str, names: tuple[str, ...] = ()) -> Markup:
     return Markup(found.sub(lambda match: f'<em class="taxon">{match[0]}</em>', html))
 
 
-_CYRILLIC = re.compile("[\u0400-\u04ff]")
-
-
 def address_in(authority: m.Authority, language: str) -> str | None:
     """The postal address a letter in ``language`` prints: the contact's address in that
     language, else its address if written in the letter's script (Cyrillic for Russian,
@@ -107,7 +104,7 @@ def address_in(authority: m.Authority, language: str) -> str | None:
     address = authority.address
     if not address:
         return None
-    cyrillic = bool(_CYRILLIC.search(address))
+    cyrillic = is_cyrillic(address)
     return address if cyrillic == (language == "ru") else None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from mou.errors import Refused
@@ -12,6 +13,12 @@ FALLBACK = "en"
 # British English dates and spelling, as in UN documents ("31 March 2025").
 BABEL_LOCALES = {"en": "en_GB", "ru": "ru", "fr": "fr"}
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "fr": "Français"}
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+
+
+def is_cyrillic(text: str) -> bool:
+    """Whether ``text`` has Cyrillic letters (written in Russian, for the service)."""
+    return bool(_CYRILLIC.search(text))
 
 
 def check_language(language: str) -> str:

@@ -7,7 +7,6 @@ species, activities and choices come from the catalogue and the form specificati
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ from mou.documents.pdf import (
 from mou.forms.spec import FormSpec, load_form
 from mou.i18n.formatting import Formatter
 from mou.i18n.gettext import translations
-from mou.i18n.languages import check_language, pick
+from mou.i18n.languages import check_language, is_cyrillic, pick
 from mou.reporting import charts
 from mou.reporting.consolidation import (
     ActivityMatrix,
@@ -275,13 +274,10 @@ def _threat_views(consolidated: ConsolidatedCycle, language: str) -> list[dict[s
     return views
 
 
-_CYRILLIC = re.compile("[\u0400-\u04ff]")
-
-
 def text_language(text: str, return_language: str | None) -> str:
     """The language a quoted text is written in: Russian where it is in Cyrillic, else the
     language of the template it came in (the service's only languages are en, ru and fr)."""
-    if _CYRILLIC.search(text):
+    if is_cyrillic(text):
         return "ru"
     return return_language if return_language in ("en", "fr") else "en"
 

@@ -17,6 +17,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import OperationalError
@@ -51,12 +52,23 @@ def claimer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:120]
 
 
+def _free(column: str, now: dt.datetime) -> Any:
+    """The ``column`` lease is not held: never taken, or run out."""
+    claimed = getattr(m.Submission, column)
+    return or_(claimed.is_(None), claimed < now - LEASE)
+
+
+def _has_receipt() -> Any:
+    return exists().where(
+        m.OutboxMessage.submission_id == m.Submission.id, m.OutboxMessage.kind == "receipt"
+    )
+
+
 def _claim(
     session: Session, column: str, where: list, now: dt.datetime, **also: object
 ) -> int | None:
     """Take the oldest row of ``where`` whose ``column`` lease is free or run out."""
-    claimed = getattr(m.Submission, column)
-    free = or_(claimed.is_(None), claimed < now - LEASE)
+    free = _free(column, now)
     begin_sqlite_transaction(session, immediate=True)  # SQLite: one claimer at a time
     query = select(m.Submission.id).where(*where, free).order_by(m.Submission.id).limit(1)
     if session.get_bind().dialect.name == "postgresql":
@@ -89,13 +101,10 @@ def claim_unanswered(
 ) -> int | None:
     """Claim the oldest decided return of the last day with no receipt yet (committed)."""
     now = now or m.utcnow()
-    has_receipt = exists().where(
-        m.OutboxMessage.submission_id == m.Submission.id, m.OutboxMessage.kind == "receipt"
-    )
     where = [
         m.Submission.status.in_(DECIDED),
         m.Submission.decided_at >= now - RECEIPT_WINDOW,
-        ~has_receipt,
+        ~_has_receipt(),
     ]
     if skip:
         where.append(m.Submission.id.not_in(skip))
@@ -144,10 +153,7 @@ def claim(settings: Settings, submission_id: int) -> bool:
             .where(
                 m.Submission.id == submission_id,
                 m.Submission.status == "received",
-                or_(
-                    m.Submission.decision_claimed_at.is_(None),
-                    m.Submission.decision_claimed_at < now - LEASE,
-                ),
+                _free("decision_claimed_at", now),
             )
             .values(decision_claimed_at=now, decision_claimed_by=claimer())
         )
@@ -234,15 +240,9 @@ def waiting_work(
             .where(
                 m.Submission.status == "received",
                 m.Submission.received_at <= now - older_than,
-                or_(
-                    m.Submission.decision_claimed_at.is_(None),
-                    m.Submission.decision_claimed_at < now - LEASE,
-                ),
+                _free("decision_claimed_at", now),
             )
             .limit(1)
-        )
-        has_receipt = exists().where(
-            m.OutboxMessage.submission_id == m.Submission.id, m.OutboxMessage.kind == "receipt"
         )
         unanswered = session.scalar(
             select(m.Submission.id)
@@ -250,11 +250,8 @@ def waiting_work(
                 m.Submission.status.in_(DECIDED),
                 m.Submission.decided_at >= now - RECEIPT_WINDOW,
                 m.Submission.decided_at <= now - older_than,
-                ~has_receipt,
-                or_(
-                    m.Submission.receipt_claimed_at.is_(None),
-                    m.Submission.receipt_claimed_at < now - LEASE,
-                ),
+                ~_has_receipt(),
+                _free("receipt_claimed_at", now),
             )
             .limit(1)
         )

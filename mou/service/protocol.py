@@ -262,7 +262,7 @@ def process_submission(
     if outcome.status == "accepted" and not outcome.already_decided and outcome.cycle_id:
         from mou.service.tasks import wake_consolidation
 
-        wake_consolidation(outcome.cycle_id)
+        wake_consolidation()  # the render finds the stale cycles in the database
     return outcome
 
 

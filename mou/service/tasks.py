@@ -184,7 +184,7 @@ def wake_decisions() -> bool:
     return wake(DECIDE)
 
 
-def wake_consolidation(cycle_id: int | None = None) -> bool:
+def wake_consolidation() -> bool:
     """Ask for a render of stale summaries (the database says which cycles are stale)."""
     return wake(SUMMARIES, after=SUMMARIES_DEBOUNCE)
 
