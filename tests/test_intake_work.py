@@ -92,6 +92,94 @@ def test_two_drainers_decide_and_answer_every_return_once(
     assert len(smtp.received) - before == len(ids)
 
 
+def _hold(settings: Settings, submission_id: int, by: str = "elsewhere:1") -> None:
+    """A decider in another process holds this return (a fresh claim in hand)."""
+    with session_scope(settings) as session:
+        row = session.get(m.Submission, submission_id)
+        row.decision_claimed_at, row.decision_claimed_by = m.utcnow(), by
+
+
+def _versions(settings: Settings, *ids: int) -> list[int | None]:
+    by_id = {s.id: s.version for s in _submissions(settings)}
+    return [by_id[i] for i in ids]
+
+
+def test_a_later_return_of_a_state_is_numbered_after_an_earlier_one_being_decided(
+    service: Settings,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mou.intake import decide
+
+    monkeypatch.setattr(decide, "ORDER_WAIT_SECONDS", 300.0)  # it waits for the decision
+    _, ids = _record(service)
+    earlier, later = ids[0], ids[len(STATES)]  # Afghanistan's first and second return
+    _hold(service, earlier)
+    deciding = threading.Thread(target=decide_and_announce, args=(service, later))
+    deciding.start()
+    deciding.join(timeout=5)  # its parse takes well under a second: it waits, not numbers
+    assert deciding.is_alive(), "the later return was numbered before the earlier one"
+    assert decide_and_announce(service, earlier).version == 1
+    deciding.join(timeout=120)
+    assert _versions(service, earlier, later) == [1, 2]
+
+
+def test_no_wait_for_a_return_that_cannot_be_the_states(
+    service: Settings,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mou.intake import decide
+
+    monkeypatch.setattr(decide, "ORDER_WAIT_SECONDS", 300.0)
+    cycle, ids = _record(service, rounds=1)
+    # Sent through Kazakhstan's link: if it is Afghanistan's, it is refused as the wrong state.
+    other = receive_file(
+        service, b"PK\x03\x04 ...", filename="kz.xlsx", state="KZ", cycle_id=cycle
+    )[0]
+    later = receive_file(
+        service,
+        filled_return(service, cycle, "AF", "en", national_total=300),
+        filename="af-again.xlsx",
+        sender="af@example.org",
+    )[0]
+    _hold(service, other)
+    assert decide_and_announce(service, later).version == 1  # at once: not waiting for it
+    # A return let go of by a drain whose decision failed is not waited for either.
+    _hold(service, ids[0])
+    intake_work.release(service, ids[0])  # not its claimer: the claim stays in hand
+    with session_scope(service) as session:
+        assert session.get(m.Submission, ids[0]).decision_claimed_by == "elsewhere:1"
+    _hold(service, ids[0], by=intake_work.claimer())
+    intake_work.release(service, ids[0])
+    with session_scope(service) as session:
+        held = session.get(m.Submission, ids[0])
+        assert held.decision_claimed_by is None and held.decision_claimed_at is not None
+    again = receive_file(
+        service,
+        filled_return(service, cycle, "AF", "en", national_total=301),
+        filename="af-third.xlsx",
+        sender="af@example.org",
+    )[0]
+    deciding = threading.Thread(target=decide_and_announce, args=(service, again))
+    deciding.start()
+    deciding.join(timeout=120)
+    assert not deciding.is_alive()
+
+
+def test_a_drain_lets_go_of_a_return_it_could_not_decide(
+    service: Settings,  # noqa: F811
+) -> None:
+    _, ids = _record(service, rounds=1)
+
+    def failing(settings: Settings, submission_id: int):
+        raise RuntimeError("a fault of ours")
+
+    drain = intake_work.drain_decisions(service, failing)
+    assert drain.failed == ids  # each tried once: its lease keeps the drain off it
+    for submission in _submissions(service):
+        assert submission.decision_claimed_at is not None  # the lease keeps drains off it
+        assert submission.decision_claimed_by is None  # later returns do not wait for it
+
+
 def test_a_claim_of_a_killed_drainer_runs_out(service: Settings) -> None:  # noqa: F811
     _, ids = _record(service, rounds=1)
     first = intake_work.claim_waiting(service)  # the drainer that is then killed

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from mou.cycle.context import form_context, latest_accepted
@@ -30,13 +31,21 @@ from mou.intake.rules import (
 from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
-from mou.store.database import begin_sqlite_transaction, fit
+from mou.store.database import begin_sqlite_transaction, fit, session_scope
 from mou.workbook.extract import Limits, Problem
 from mou.workbook.identity import TemplateIdentity
 from mou.workbook.sandbox import SandboxLimits, default_sandbox
 from mou.workbook.validate import Issue, Validation, validate
 
 log = logging.getLogger(__name__)
+
+# A warm worker's claim on a return it decides (mou.service.intake_work): longer than a
+# decision can take, two parses of the sandbox (one waiting for the other) at their time
+# limit (parse_timeout_seconds, 20 s), and a margin.
+CLAIM_LEASE = dt.timedelta(seconds=50)
+# How long an accepted return waits for older returns other deciders hold (below): less than
+# the lease, so its own claim is still fresh when it gives up.
+ORDER_WAIT_SECONDS = 20.0
 
 
 @dataclass
@@ -305,6 +314,7 @@ def _decide(
     superseded_id = None
     version = None
     if accepted and cycle is not None and request is not None:
+        _wait_for_older_decisions(settings, submission.id, request.state_id)
         # Only an accepted return takes a version (a refused one keeps its receipt number, the
         # submission id). Deciders of the same state's returns queue here, so each numbers
         # against the others' committed decisions: a row lock on PostgreSQL (READ COMMITTED:
@@ -381,6 +391,43 @@ def _decide(
         version=version,
         superseded_id=superseded_id,
     )
+
+
+def _wait_for_older_decisions(settings: Settings, submission_id: int, state_id: int) -> None:
+    """Let deciders of older returns of the state commit first, so versions follow the order
+    received.
+
+    Several deciders parse at once; the one of a later return of a state could otherwise take
+    its number before the earlier one, which then takes none (rules.version_for). An older
+    return's state is known only once it is read, so every older return another decider holds
+    (a fresh claim in hand) that may be the state's is waited for: one that arrived through
+    another state's link or contact would be refused as of the wrong state. Parses still
+    overlap; numbering goes in order. A claim whose holder was killed stays fresh for the
+    lease; the wait gives up sooner.
+    """
+    deadline = time.monotonic() + ORDER_WAIT_SECONDS
+    pause = 0.005
+    while True:
+        # A session of its own per look: each sees what the older deciders have committed.
+        with session_scope(settings) as session:
+            held = session.scalar(
+                select(
+                    exists().where(
+                        m.Submission.id < submission_id,
+                        m.Submission.status == "received",
+                        m.Submission.decision_claimed_by.is_not(None),
+                        m.Submission.decision_claimed_at >= m.utcnow() - CLAIM_LEASE,
+                        or_(
+                            m.Submission.expected_state_id.is_(None),
+                            m.Submission.expected_state_id == state_id,
+                        ),
+                    )
+                )
+            )
+        if not held or time.monotonic() >= deadline:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _store_answers(

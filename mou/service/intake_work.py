@@ -23,7 +23,7 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from mou.intake.decide import IngestOutcome
+from mou.intake.decide import CLAIM_LEASE, IngestOutcome
 from mou.intake.receipts import enqueue_receipt
 from mou.mail.delivery import deliver_pending
 from mou.settings import Settings
@@ -31,9 +31,7 @@ from mou.store import models as m
 from mou.store.database import begin_sqlite_transaction, session_scope
 
 log = logging.getLogger(__name__)
-# Longer than a decision can take: two parses of the worker's sandbox (one waiting for the
-# other) at their time limit (parse_timeout_seconds, 20 s), and a margin.
-LEASE = dt.timedelta(seconds=50)
+LEASE = CLAIM_LEASE
 # Receipts the warm workers write: of returns decided this long ago at most; older ones
 # (an address no message could be written to) are the sweep's.
 RECEIPT_WINDOW = dt.timedelta(days=1)
@@ -136,11 +134,30 @@ def drain_decisions(
         except Exception:  # counted on the return; its lease runs out and it is tried again
             log.exception("submission %s not decided in this drain", submission_id)
             drain.failed.append(submission_id)
+            release(settings, submission_id)
             continue
         drain.decided.append(submission_id)
         if outcome.status == "accepted" and outcome.cycle_id is not None:
             drain.accepted_cycles.add(outcome.cycle_id)
     return drain
+
+
+def release(settings: Settings, submission_id: int) -> None:
+    """Let go of a claim on a return not decided here: its lease still keeps the next drains
+    off it until it runs out, but deciders of later returns stop waiting for it."""
+    try:
+        with session_scope(settings) as session:
+            session.execute(
+                update(m.Submission)
+                .where(
+                    m.Submission.id == submission_id,
+                    m.Submission.status == "received",
+                    m.Submission.decision_claimed_by == claimer(),
+                )
+                .values(decision_claimed_by=None)
+            )
+    except OperationalError:
+        log.warning("cannot let go of the claim on submission %s; it runs out", submission_id)
 
 
 def claim(settings: Settings, submission_id: int) -> bool:

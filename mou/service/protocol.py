@@ -287,7 +287,7 @@ class InlineIngest:
         return self._pool.submit(self._process, submission_id)
 
     def _process(self, submission_id: int) -> IngestOutcome | None:
-        from mou.service.intake_work import claim
+        from mou.service.intake_work import claim, release
 
         try:
             # A return a warm worker's drain holds is that drain's (a backlog older than
@@ -297,6 +297,7 @@ class InlineIngest:
             return process_submission(self.settings, submission_id)
         except Exception:  # a database hiccup: the sweep decides it later
             log.exception("ingest of submission %s failed; the sweep will retry", submission_id)
+            release(self.settings, submission_id)
             return None
 
     def close(self) -> None:

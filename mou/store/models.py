@@ -325,7 +325,7 @@ class Submission(Base):
     ingest_attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Leases of the warm workers (mou/service/intake_work.py): deciding it, writing its receipt.
     decision_claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
-    decision_claimed_by: Mapped[str | None] = mapped_column(String(120))  # host:pid
+    decision_claimed_by: Mapped[str | None] = mapped_column(String(120))  # host:pid; None: let go
     receipt_claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # The intake context: state expected from the portal link or the sender's address.
     expected_state_id: Mapped[int | None] = mapped_column(ForeignKey("range_states.id"))
