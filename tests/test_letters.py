@@ -207,3 +207,52 @@ def test_the_escalation_is_a_formal_note_recalling_the_request(
     assert plain(f"ноту {request.reference} от {ru.date(recalled)}") in text
     assert plain(ru.date(deadline)) in text and "Министерству иностранных дел" in text
     assert "напоминание" in text
+
+
+# The instruments' Russian names, as the catalogue gives them (db/catalogue/instruments.yaml),
+# and what a reworded one looks like: "о взаимопонимании" followed by another object ("в
+# вопросах сохранения ..."); a bare "Меморандум о взаимопонимании" is the short form.
+RUSSIAN_NAMES = {
+    "bukhara-deer": (
+        "о взаимопонимании по сохранению и восстановлению бухарского оленя",
+        r"о взаимопонимании (?!по сохранению и восстановлению бухарского оленя)(?:в|по|о|об) ",
+    ),
+    "cami": (
+        "Инициатив",
+        r"Инициатив\w* (?!по млекопитающим Центральной Азии)\w",
+    ),
+}
+
+
+@pytest.mark.parametrize(("instrument", "state"), [("bukhara-deer", "TJ"), ("cami", "KZ")])
+def test_one_russian_name_per_instrument_in_the_letter_and_the_workbook(
+    env: Env, instrument: str, state: str
+) -> None:
+    """The Russian request letter and the Russian workbook it comes with name the instrument
+    in the catalogue's words (the workbook said "в вопросах сохранения и восстановления")."""
+    from openpyxl import load_workbook
+
+    from mou.cycle.context import template_for
+
+    cycle = env.bukhara if instrument == "bukhara-deer" else env.cami
+    with session_scope(env.settings) as session:
+        catalogue = session.scalars(select(m.Instrument).filter_by(code=instrument)).one()
+        workbook = template_for(session, env.settings, cycle, state, "ru")
+    canonical, reworded = RUSSIAN_NAMES[instrument]
+    assert canonical in catalogue.name["ru"]
+    book = load_workbook(io.BytesIO(workbook), read_only=True)
+    cells = [
+        value
+        for sheet in book.worksheets
+        for row in sheet.iter_rows(values_only=True)
+        for value in row
+        if isinstance(value, str)
+    ]
+    texts = {
+        "letter": one_line(" ".join(pages_of(letter_of(env, instrument, state), env.settings))),
+        "workbook": re.sub(r"\s+", " ", " ".join(cells)),
+    }
+    for where, text in texts.items():
+        assert canonical in text, where
+        found = [text[hit.start() : hit.start() + 90] for hit in re.finditer(reworded, text)]
+        assert not found, (where, found)

@@ -329,6 +329,13 @@ def test_reminders_follow_the_rules(service: Settings, smtp: SmtpServer) -> None
     kz = next(r for r in escalated if "mfa.kz@example.org" in addresses(r.message["To"]))
     assert addresses(kz.message["Cc"]) == ["environment.kz@example.org"]
     assert "CMS/BD-MOU/2025-2026/KZ" in kz.message.get_body(("plain",)).get_content()
+    # The state goes by one code everywhere: the reference's, in the workbook's name as in
+    # the request's, and in the note's.
+    names = sorted(a.get_filename() for a in kz.message.iter_attachments())
+    assert names == [
+        "bukhara-deer-2025-2026-KZ-ru.xlsx",
+        "note-CMS-BD-MOU-2025-2026-KZ-overdue-1.pdf",
+    ]
     assert remind(service, DEADLINE + dt.timedelta(days=8)) == 0
     assert remind(service, DEADLINE + dt.timedelta(days=30)) == 4
     assert remind(service, DEADLINE + dt.timedelta(days=90)) == 0

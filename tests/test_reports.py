@@ -480,7 +480,7 @@ def test_state_summary_shows_the_return_as_read(world: World) -> None:
     assert squash(world.state_names["UZ"]["ru"]) in text
     assert "LowerAmudarya" in text and number(1475, "ru") in text
     assert squash(b.HOSTILE) in text
-    assert "UNEP/CMS/BD/NR.2023-2024/UZB" in text
+    assert "UNEP/CMS/BD/NR.2023-2024/UZ" in text
     kz = world.bukhara.return_of("KZ")
     assert kz is not None
     kz_text = pdf_text(render_state_summary(kz, "en", world.settings))
@@ -819,6 +819,15 @@ def test_no_table_runs_past_the_right_margin(world: World, which: str, language:
         assert starts
         past = [text for x, text in starts if x > right]
         assert not past, (number, past[:3])
+
+
+def test_states_go_by_the_code_of_their_letters_and_receipts(world: World) -> None:
+    """The CAMI matrix is headed by codes: the ISO 3166 alpha-2 codes the request references
+    (CMS/CAMI/2024-2026/KZ), workbook names and receipts use, never a second set (KAZ)."""
+    text = re.sub(r"\s+", " ", world.text("cami", "en"))
+    for state in world.cami.states:
+        assert f"{state.state.code}: {state.state.label('en')}" in text
+        assert not re.search(rf"\b{state.state.iso3}\b", text), state.state.iso3
 
 
 def test_key_messages_list_each_state_once_where_it_stands(world: World) -> None:

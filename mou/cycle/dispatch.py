@@ -27,9 +27,12 @@ def request_key(request: m.ReportRequest) -> str:
     return f"request:{request.cycle_id}:{request.state.code}:1"
 
 
-def template_filename(request: m.ReportRequest) -> str:
+def template_filename(request: m.ReportRequest, language: str | None = None) -> str:
+    """The workbook's name wherever it is sent (request, reminders): the state by the code of
+    the request's reference, then the workbook's language."""
     cycle = request.cycle
-    return f"{cycle.instrument.code}-{cycle.period}-{request.state.code}-{request.language}.xlsx"
+    language = language or request.language
+    return f"{cycle.instrument.code}-{cycle.period}-{request.state.code}-{language}.xlsx"
 
 
 def dispatch_request(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from mou.catalogue.addressbook import ministries_of
 from mou.cycle.context import template_for
+from mou.cycle.dispatch import template_filename
 from mou.cycle.links import request_email_paragraph
 from mou.cycle.rules import Step, step_due
 from mou.cycle.standing import state_deadline
@@ -114,7 +115,7 @@ def _remind(
     workbook = template_for(session, settings, cycle.id, request.state.code, language)
     attachments.append(
         Attachment(
-            filename=f"{instrument.code}-{cycle.period}-{request.state.code}.xlsx",
+            filename=template_filename(request, language),
             content_type=XLSX_CONTENT_TYPE,
             data=workbook,
         )

@@ -68,10 +68,11 @@ def _by_name(states: Iterable[StateRef], language: str) -> list[StateRef]:
 
 
 def _columns(states: Iterable[StateRef], language: str) -> list[StateRef]:
-    """State columns: by name when headed by names, by ISO code when headed by codes."""
+    """State columns: by name when headed by names, by code when headed by codes (the code
+    letters, receipts and the portal give a state: ISO 3166 alpha-2)."""
     states = list(states)
     if len(states) > FULL_NAME_COLUMNS:
-        return sorted(states, key=lambda s: s.iso3)
+        return sorted(states, key=lambda s: s.code)
     return _by_name(states, language)
 
 

@@ -40,7 +40,7 @@ def state_summary_html(returned: StateReturn, language: str, settings: Settings)
         instrument_name=pick(cycle.instrument_name, language),
         short_name=pick(cycle.instrument_short_name, language),
         secretariat=pick(cycle.secretariat, language),
-        symbol=document_symbol(cycle.instrument_code, cycle.period, returned.state.iso3),
+        symbol=document_symbol(cycle.instrument_code, cycle.period, returned.state.code),
         title=title,
         doc_title=f"{title}: {state_name}, {cycle.period}",
         state_name=state_name,
