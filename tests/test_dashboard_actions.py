@@ -260,19 +260,25 @@ def test_the_meeting_is_set_on_the_cycle_page(app: Any, service: Settings, signe
         "meeting_agenda_item": "7.1",
         "meeting_original": "en",
         "meeting_action": "The meeting is invited to take note.",
+        "meeting_name.ru": "Пятое совещание подписавших сторон",
+        "meeting_place.ru": "",
         "reason": "announced",
     }
+    assert 'name="meeting_name.ru"' in page and 'name="meeting_action.en"' in page
     asked, done = act(officer, f"/dashboard/cycles/{cid}/meeting", form)
     assert "Dushanbe, Tajikistan" in asked.text and "Agenda item" in asked.text
+    assert "Meeting — Russian" in asked.text and "Пятое совещание" in asked.text
     assert "The meeting is set." in notice(done.text)
     with session_scope(service) as session:
         cycle = session.get(m.ReportingCycle, cid)
         assert cycle.meeting["agenda_item"] == "7.1" and cycle.meeting["place"].startswith("Dush")
+        assert cycle.meeting["name.ru"].startswith("Пятое") and "place.ru" not in cycle.meeting
         [entry] = session.scalars(select(m.AuditEvent).filter_by(action="cycle.meeting")).all()
         assert entry.actor.startswith("officer") and entry.reason == "announced"
     # The form shows what is set; sent again unchanged, nothing changes.
     page = officer.get(f"/dashboard/cycles/{cid}").text
     assert 'value="BD/MOS5"' in page and "The meeting is invited to take note." in page
+    assert 'value="Пятое совещание подписавших сторон"' in page
     _, again = act(officer, f"/dashboard/cycles/{cid}/meeting", form)
     assert "as given already" in notice(again.text)
 

@@ -407,6 +407,7 @@ def test_the_command_line_runs_the_same_actions(
         ("request", "resend", cid, "--state", "TJ", "--reason", "never came"),
         ("review", "return", uz, "--comment", "national_total: check the sum", "--comment", "Sign"),
         ("review", "accept", kz, "--reason", "confirmed by phone", "--waive", "required"),
+        ("cycle", "meeting", cid, "--name", "Fifth Meeting", "--name-ru", "Пятое совещание"),
         ("cycle", "close", cid, "--reason", "meeting held"),
         ("publish", cid, "--reports", "--national-reports"),
     ]
@@ -430,6 +431,7 @@ def test_the_command_line_runs_the_same_actions(
         "request.resend",
         "review.return",
         "review.accept",
+        "cycle.meeting",
         "cycle.close",
         "publication.release",
         "publication.release",
@@ -543,8 +545,32 @@ def test_the_meeting_is_set_and_the_summary_serves_it(service: Settings) -> None
     with session_scope(service) as session:
         [entry] = session.scalars(select(m.AuditEvent).filter_by(action="cycle.meeting")).all()
         assert entry.reason == "announced" and entry.details["new"]["agenda_item"] == "7.1"
+    # Given in Russian too, the Russian summary prints the Russian texts; the English one
+    # keeps those in the original language. Codes and numbers have one form only.
+    russian = {
+        "name.ru": "Пятое совещание подписавших сторон",
+        "place.ru": "Душанбе, Таджикистан",
+        "dates.ru": "14–16 апреля 2027 г.",
+        "action.ru": "Совещанию предлагается приветствовать отчет Узбекистана.",
+    }
+    assert perform(service, lambda s: set_meeting(s, OFFICER, cid, russian)).changed
+    with pytest.raises(Refused, match="instrument's languages are en, ru"):
+        act(service, lambda s: set_meeting(s, OFFICER, cid, {"name.fr": "Cinquième réunion"}))
+    with pytest.raises(Refused, match=r"unknown meeting field 'number\.ru'"):
+        act(service, lambda s: set_meeting(s, OFFICER, cid, {"number.ru": "BD/MOS5"}))
+    ru = PdfReader(io.BytesIO((folder / "progress-summary-ru.pdf").read_bytes())).pages[0]
+    ru_text = " ".join((ru.extract_text() or "").split())
+    for expected in (
+        "Пятое совещание подписавших сторон (BD/MOS5)",
+        "Душанбе, Таджикистан, 14–16 апреля 2027 г.",
+        "Совещанию предлагается приветствовать отчет Узбекистана.",
+    ):
+        assert expected in ru_text, expected
+    assert "Fifth Meeting" not in ru_text and "Dushanbe" not in ru_text
+    page = PdfReader(io.BytesIO((folder / "progress-summary-en.pdf").read_bytes())).pages[0]
+    assert "Fifth Meeting of the Signatories" in " ".join((page.extract_text() or "").split())
     # Only the place left: it shows alone; the default Action requested returns.
-    rest = {key: "" for key in fields if key != "place"}
+    rest = {key: "" for key in (*fields, *russian) if key != "place"}
     perform(service, lambda s: set_meeting(s, OFFICER, cid, rest))
     page = PdfReader(io.BytesIO((folder / "progress-summary-en.pdf").read_bytes())).pages[0]
     text = " ".join((page.extract_text() or "").split())

@@ -12,6 +12,7 @@ import argparse
 from typing import Any
 
 from mou.cli.common import iso_date, print_json, record_id
+from mou.i18n.languages import LANGUAGES
 from mou.settings import Settings
 
 
@@ -95,7 +96,16 @@ def cmd_cycle_meeting(args: argparse.Namespace, settings: Settings) -> int:
         "original": args.original,
         "action": args.action_requested,
     }
+    for option, field in MEETING_OPTIONS.items():
+        for language in LANGUAGES:
+            value = getattr(args, f"{option}_{language}".replace("-", "_"))
+            if value is not None:
+                fields[f"{field}.{language}"] = value
     return _run(args, settings, lambda s: set_meeting(s, _actor(), args.cycle, fields, args.reason))
+
+
+# The meeting's options with words in them, each also per language (--name-ru, ...).
+MEETING_OPTIONS = {"name": "name", "place": "place", "dates": "dates", "action-requested": "action"}
 
 
 def cmd_request_resend(args: argparse.Namespace, settings: Settings) -> int:
@@ -204,6 +214,13 @@ def add_cycle_actions(actions: Any) -> None:
     meeting.add_argument(
         "--action-requested", help='the "Action requested" paragraph (default text if unset)'
     )
+    for option in MEETING_OPTIONS:
+        for language in LANGUAGES:
+            meeting.add_argument(
+                f"--{option}-{language}",
+                metavar="TEXT",
+                help=f"--{option} as the summary in {language} prints it",
+            )
     meeting.add_argument("--reason")
     meeting.add_argument("--json", action="store_true")
     meeting.set_defaults(handler=cmd_cycle_meeting)

@@ -13,6 +13,12 @@ FALLBACK = "en"
 # British English dates and spelling, as in UN documents ("31 March 2025").
 BABEL_LOCALES = {"en": "en_GB", "ru": "ru", "fr": "fr"}
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "fr": "Français"}
+# The name of each language as a text in another language writes it ("Original: English").
+LANGUAGE_NAMES_IN = {
+    "en": {"en": "English", "ru": "Russian", "fr": "French"},
+    "ru": {"en": "английский", "ru": "русский", "fr": "французский"},
+    "fr": {"en": "anglais", "ru": "russe", "fr": "français"},
+}
 _CYRILLIC = re.compile("[\u0400-\u04ff]")
 
 

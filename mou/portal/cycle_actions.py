@@ -38,13 +38,14 @@ from starlette.concurrency import run_in_threadpool
 from mou.accounts.roles import NotAllowed
 from mou.accounts.sessions import SignedIn
 from mou.errors import Refused
-from mou.i18n.languages import pick
+from mou.i18n.languages import LANGUAGE_NAMES_IN, LANGUAGES, pick
 from mou.keyring import derive_key
 from mou.portal import pages
 from mou.portal.shared import MAX_ID, Portal, PortalError
 from mou.portal.signin import officer, read_form, secretariat_router
 from mou.secretariat.cycles import (
     MEETING_FIELDS,
+    MEETING_TRANSLATED,
     close_cycle,
     excuse_state,
     extend_deadline,
@@ -328,10 +329,23 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
         lang = portal.lang_of(request)
         form = await read_form(portal, request, signed, lang)
         back = cycle_url(cycle_id, lang, "actions")
-        # Every field is sent: an empty one removes what the cover says of it.
+        # Every field is sent: an empty one removes what the cover says of it. So are the
+        # texts per language of the cycle's languages ("name.ru"), when the page has them.
         fields = {name: form.get(f"meeting_{name}", "") for name in MEETING_FIELDS}
+        given_in = {
+            (name, language): form[f"meeting_{name}.{language}"]
+            for name in MEETING_TRANSLATED
+            for language in LANGUAGES
+            if f"meeting_{name}.{language}" in form
+        }
+        fields.update({f"{name}.{language}": v for (name, language), v in given_in.items()})
         if form.get("confirm") != "yes":
-            facts = [(f"meeting_{name}", value or "—") for name, value in fields.items()]
+            t = portal.texts(lang)
+            facts = [(f"meeting_{name}", fields[name] or "—") for name in MEETING_FIELDS]
+            for (name, language), value in given_in.items():
+                if value:
+                    field, language_name = t(f"meeting_{name}"), LANGUAGE_NAMES_IN[lang][language]
+                    facts.append((t("meeting_in", field=field, language=language_name), value))
             facts.append(("col_reason", form.get("reason", "") or "—"))
             return confirm_page(request, lang, signed, form, "confirm_meeting", facts, back)
         return await run(

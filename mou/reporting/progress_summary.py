@@ -7,7 +7,7 @@ species, activities and choices come from the catalogue and the form specificati
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from mou.documents.pdf import (
 from mou.forms.spec import FormSpec, load_form
 from mou.i18n.formatting import Formatter
 from mou.i18n.gettext import translations
-from mou.i18n.languages import check_language, is_cyrillic, pick
+from mou.i18n.languages import LANGUAGE_NAMES_IN, check_language, is_cyrillic, pick
 from mou.reporting import charts
 from mou.reporting.consolidation import (
     ActivityMatrix,
@@ -489,7 +489,7 @@ def progress_summary_html(
             ),
             plural,
         ),
-        meeting=cycle.meeting,
+        meeting=meeting_in(cycle.meeting, language),
         # A meeting document says its original language; without a meeting, nothing.
         original=(
             LANGUAGE_NAMES_IN[language].get(
@@ -501,12 +501,15 @@ def progress_summary_html(
     )
 
 
-# The name of each language as a document in another language writes it ("Original: English").
-LANGUAGE_NAMES_IN = {
-    "en": {"en": "English", "ru": "Russian", "fr": "French"},
-    "ru": {"en": "английский", "ru": "русский", "fr": "французский"},
-    "fr": {"en": "anglais", "ru": "russe", "fr": "français"},
-}
+def meeting_in(meeting: Mapping[str, str], language: str) -> dict[str, str]:
+    """The meeting as the summary in ``language`` prints it: a field the Secretariat gave in
+    that language ("name.ru") instead of the one in the original language ("name")."""
+    shown = {key: value for key, value in meeting.items() if "." not in key}
+    for key, value in meeting.items():
+        field, _, given_in = key.partition(".")
+        if given_in == language:
+            shown[field] = value
+    return shown
 
 
 def _short(text: str, limit: int = 80) -> str:

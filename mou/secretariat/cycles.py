@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -315,8 +316,25 @@ def close_cycle(
 
 
 MEETING_FIELDS = ("name", "number", "place", "dates", "agenda_item", "original", "action")
+# Fields with words in them: each may be given again per language ("name.ru"), which the
+# summary in that language prints instead (the plain field is in the original language).
+MEETING_TRANSLATED = ("name", "place", "dates", "action")
 MEETING_TEXT_MAX = 2000  # the action requested: a paragraph
 MEETING_LINE_MAX = 200
+
+
+def meeting_field(name: str, languages: Sequence[str]) -> tuple[str, str | None]:
+    """(field, language) of a meeting key, "name" or "name.ru"; Refused if it is neither."""
+    field, _, language = name.partition(".")
+    if field not in MEETING_FIELDS or (language and field not in MEETING_TRANSLATED):
+        known = ", ".join((*MEETING_FIELDS, *(f"{f}.<language>" for f in MEETING_TRANSLATED)))
+        raise Refused(f"unknown meeting field {name!r}: {known}")
+    if language and language not in languages:
+        raise Refused(
+            f"the meeting's {field} in {language!r}: the instrument's languages are "
+            f"{', '.join(languages)}"
+        )
+    return field, language or None
 
 
 def set_meeting(
@@ -334,12 +352,11 @@ def set_meeting(
     current = dict(cycle.meeting or {})
     wanted = dict(current)
     for name, value in fields.items():
-        if name not in MEETING_FIELDS:
-            raise Refused(f"unknown meeting field {name!r}: {', '.join(MEETING_FIELDS)}")
+        field, _language = meeting_field(name, cycle.instrument.languages)
         if value is None:
             continue
-        text = " ".join(value.split()) if name != "action" else value.strip()
-        limit = MEETING_TEXT_MAX if name == "action" else MEETING_LINE_MAX
+        text = " ".join(value.split()) if field != "action" else value.strip()
+        limit = MEETING_TEXT_MAX if field == "action" else MEETING_LINE_MAX
         if len(text) > limit:
             raise Refused(f"the meeting's {name} is longer than {limit} characters")
         if name == "original" and text and text not in cycle.instrument.languages:
