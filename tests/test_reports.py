@@ -602,6 +602,31 @@ def test_a_quoted_text_in_another_language_is_marked_as_such(world: World, which
     )
 
 
+def test_a_translation_the_state_gave_is_quoted_beside_the_original(world: World) -> None:
+    """A Russian text followed by "[en]" and its English: the English summary quotes the
+    Russian, marked, with the state's translation under it; the Russian summary quotes the
+    Russian alone, without the tag or the translation."""
+    import dataclasses
+
+    first = world.bukhara.narratives[0]
+    original = "Патрулирование вдоль Амударьи было усилено в отчетный период."
+    english = "Patrols were stepped up along the Amu Darya in the reporting period."
+    narratives = tuple(
+        dataclasses.replace(n, text=f"{original}\n[en]\n{english}") if n is first else n
+        for n in world.bukhara.narratives
+    )
+    data = dataclasses.replace(world.bukhara, narratives=narratives)
+    squash = re.compile(r"\s+")
+    texts = {}
+    for language in ("en", "ru"):
+        pdf = render_progress_summary(data, language, world.settings)
+        texts[language] = squash.sub(" ", pdf_text(pdf, skip_annex=True))
+    assert squash.sub(" ", original) in texts["en"] and english in texts["en"]
+    assert "in Russian, with the State's translation" in texts["en"]
+    assert squash.sub(" ", original) in texts["ru"]
+    assert english not in texts["ru"] and "[en]" not in texts["ru"] + texts["en"]
+
+
 @pytest.mark.parametrize(
     ("which", "language"), [("bukhara", "en"), ("bukhara", "ru"), ("cami", "fr")]
 )

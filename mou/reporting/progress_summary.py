@@ -35,6 +35,7 @@ from mou.reporting.consolidation import (
     StatusCounts,
     sort_name,
 )
+from mou.reporting.consolidation.narratives import translations_in
 from mou.reporting.sections import return_sections
 from mou.settings import Settings
 
@@ -302,15 +303,18 @@ def _narrative_groups(consolidated: ConsolidatedCycle, language: str) -> list[di
                 label = f"{narrative.row_key} {label}"
             rows.append({"key": narrative.row_key, "label": label, "quotes": []})
         # Quoted in the original; its language is marked (and set on the text for readers
-        # and screen readers) where it is not the report's.
-        written_in = text_language(narrative.text, languages.get(narrative.state.code))
+        # and screen readers) where it is not the report's, with the state's own translation
+        # into the report's language when it gave one.
+        original, given = translations_in(narrative.text)
+        written_in = text_language(original, languages.get(narrative.state.code))
         rows[-1]["quotes"].append(
             {
                 "state": narrative.state,
                 "column": pick(narrative.column_label, language),
-                "text": narrative.text,
+                "text": original,
                 "lang": written_in,
                 "foreign": written_in != language,
+                "translation": given.get(language) if written_in != language else None,
             }
         )
     for group in groups:
