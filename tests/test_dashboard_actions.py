@@ -267,7 +267,7 @@ def test_the_meeting_is_set_on_the_cycle_page(app: Any, service: Settings, signe
     assert 'name="meeting_name.ru"' in page and 'name="meeting_action.en"' in page
     asked, done = act(officer, f"/dashboard/cycles/{cid}/meeting", form)
     assert "Dushanbe, Tajikistan" in asked.text and "Agenda item" in asked.text
-    assert "Meeting — Russian" in asked.text and "Пятое совещание" in asked.text
+    assert "Meeting (in Russian)" in asked.text and "Пятое совещание" in asked.text
     assert "The meeting is set." in notice(done.text)
     with session_scope(service) as session:
         cycle = session.get(m.ReportingCycle, cid)

@@ -111,13 +111,20 @@ def test_a_later_return_of_a_state_is_numbered_after_an_earlier_one_being_decide
     from mou.intake import decide
 
     monkeypatch.setattr(decide, "ORDER_WAIT_SECONDS", 300.0)  # it waits for the decision
+    waiting = threading.Event()
+    pause = decide.sleep
+
+    def sleep(seconds: float) -> None:  # the waiter's pause between looks
+        waiting.set()
+        pause(seconds)
+
+    monkeypatch.setattr(decide, "sleep", sleep)
     _, ids = _record(service)
     earlier, later = ids[0], ids[len(STATES)]  # Afghanistan's first and second return
     _hold(service, earlier)
     deciding = threading.Thread(target=decide_and_announce, args=(service, later))
     deciding.start()
-    deciding.join(timeout=5)  # its parse takes well under a second: it waits, not numbers
-    assert deciding.is_alive(), "the later return was numbered before the earlier one"
+    assert waiting.wait(timeout=120), "the later return was numbered before the earlier one"
     assert decide_and_announce(service, earlier).version == 1
     deciding.join(timeout=120)
     assert _versions(service, earlier, later) == [1, 2]
@@ -130,6 +137,8 @@ def test_no_wait_for_a_return_that_cannot_be_the_states(
     from mou.intake import decide
 
     monkeypatch.setattr(decide, "ORDER_WAIT_SECONDS", 300.0)
+    looks: list[float] = []
+    monkeypatch.setattr(decide, "sleep", looks.append)  # a wait would pause (at once)
     cycle, ids = _record(service, rounds=1)
     # Sent through Kazakhstan's link: if it is Afghanistan's, it is refused as the wrong state.
     other = receive_file(
@@ -159,10 +168,20 @@ def test_no_wait_for_a_return_that_cannot_be_the_states(
         filename="af-third.xlsx",
         sender="af@example.org",
     )[0]
-    deciding = threading.Thread(target=decide_and_announce, args=(service, again))
-    deciding.start()
-    deciding.join(timeout=120)
-    assert not deciding.is_alive()
+    assert decide_and_announce(service, again).version == 2
+    # A claim held longer than a decision takes (its decider stuck or killed): not either.
+    stale = m.utcnow() - decide.HELD_FOR_A_DECISION - dt.timedelta(seconds=1)
+    _hold(service, ids[1])
+    with session_scope(service) as session:
+        session.get(m.Submission, ids[1]).decision_claimed_at = stale
+    fourth = receive_file(
+        service,
+        filled_return(service, cycle, "AF", "en", national_total=302),
+        filename="af-fourth.xlsx",
+        sender="af@example.org",
+    )[0]
+    assert decide_and_announce(service, fourth).version == 3
+    assert looks == [], "a decider waited for a return it need not wait for"
 
 
 def test_a_drain_lets_go_of_a_return_it_could_not_decide(
@@ -210,9 +229,12 @@ def test_a_drain_ends_after_the_return_in_hand_when_its_worker_stops(
 
 def test_inline_ingest_leaves_a_return_a_drain_holds_to_that_drain(
     service: Settings,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from mou.intake import decide
     from mou.service.protocol import InlineIngest
 
+    monkeypatch.setattr(decide, "ORDER_WAIT_SECONDS", 0.2)  # the held return is never decided
     _, ids = _record(service, rounds=1)
     held = intake_work.claim_waiting(service)  # a warm worker's drain is reading it
     inline = InlineIngest(service)

@@ -988,3 +988,20 @@ def synthetic_cami_return(service: Settings, session, cycle_id: int) -> bytes:
     from mou.demo.synthetic import synthetic_return
 
     return synthetic_return(service, cycle_id, "KZ", random.Random(3), language="ru").data
+
+
+def test_a_translation_is_not_counted_against_the_texts_length(service: Settings) -> None:
+    """general_comments takes 4000 characters: a 3000-character text with a 3000-character
+    translation after "[en]" is accepted; a 4001-character text alone is refused as too long."""
+    cycle = open_and_dispatch(service, "bukhara-deer", "2025-2026", DEADLINE).cycle_id
+    original, english = "Учет проведен. " * 200, "Count made. " * 250
+    both = filled_return(
+        service, cycle, "TJ", general_comments=f"{original.strip()}\n[en]\n{english.strip()}"
+    )
+    accepted, _ = receive_file(service, both, filename="tj.xlsx", sender="tj@example.org")
+    assert process_submission(service, accepted).status == "accepted"
+    long = filled_return(service, cycle, "KZ", general_comments="Учет " * 801)
+    refused, _ = receive_file(service, long, filename="kz.xlsx", sender="kz@example.org")
+    outcome = process_submission(service, refused)
+    assert outcome.status == "rejected"
+    assert [i.code for i in outcome.issues if i.severity == "error"] == ["too_long"]

@@ -615,7 +615,11 @@ def test_a_translation_the_state_gave_is_quoted_beside_the_original(world: World
         dataclasses.replace(n, text=f"{original}\n[en]\n{english}") if n is first else n
         for n in world.bukhara.narratives
     )
-    data = dataclasses.replace(world.bukhara, narratives=narratives)
+    # A proposal too, in its table.
+    [proposal, *others] = world.bukhara.proposals
+    proposed = "Провести совместный учет с соседними государствами."
+    proposal = dataclasses.replace(proposal, text=f"{proposed}\n[en]\nHold a joint count.")
+    data = dataclasses.replace(world.bukhara, narratives=narratives, proposals=(proposal, *others))
     squash = re.compile(r"\s+")
     texts = {}
     for language in ("en", "ru"):
@@ -625,6 +629,8 @@ def test_a_translation_the_state_gave_is_quoted_beside_the_original(world: World
     assert "in Russian, with the State's translation" in texts["en"]
     assert squash.sub(" ", original) in texts["ru"]
     assert english not in texts["ru"] and "[en]" not in texts["ru"] + texts["en"]
+    assert f"{proposed} Translation by the State: Hold a joint count." in texts["en"]
+    assert proposed in texts["ru"] and "Hold a joint count." not in texts["ru"]
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,13 @@ def fonts_dir(settings: Settings) -> Path:
 
 
 @lru_cache(maxsize=16)
+def date_cell(text: str) -> str:
+    """A written-out date for a narrow column: it breaks only before the year ("13 мар." /
+    "2027 г."), never between the day and its month nor before "г."."""
+    day, _, rest = text.partition(" ")
+    return f"{day}\u00a0{rest}".replace(" г.", "\u00a0г.") if rest else text
+
+
 def _environment(templates: Path, locales: Path, language: str) -> Environment:
     env = Environment(
         loader=FileSystemLoader(templates),
@@ -61,6 +68,7 @@ def _environment(templates: Path, locales: Path, language: str) -> Environment:
         percent=fmt.percent,
         date=fmt.date,
         tr=lambda value: pick(value, language),
+        date_cell=date_cell,
     )
     env.globals["lang"] = language
     return env

@@ -13,6 +13,12 @@ FALLBACK = "en"
 # British English dates and spelling, as in UN documents ("31 March 2025").
 BABEL_LOCALES = {"en": "en_GB", "ru": "ru", "fr": "fr"}
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "fr": "Français"}
+# "In <language>" as a text in each language writes it ("на английском языке").
+IN_LANGUAGE = {
+    "en": {"en": "in English", "ru": "in Russian", "fr": "in French"},
+    "ru": {"en": "на английском языке", "ru": "на русском языке", "fr": "на французском языке"},
+    "fr": {"en": "en anglais", "ru": "en russe", "fr": "en français"},
+}
 # The name of each language as a text in another language writes it ("Original: English").
 LANGUAGE_NAMES_IN = {
     "en": {"en": "English", "ru": "Russian", "fr": "French"},
@@ -43,3 +49,25 @@ def pick(translated: Mapping[str, str] | None, language: str) -> str:
         or translated.get(FALLBACK)
         or next((text for text in translated.values() if text), "")
     )
+
+
+# A line holding only a language tag ("[en]") starts the state's own translation of the text
+# above it into that language (the workbook's instructions say so).
+_TRANSLATION_MARK = re.compile(r"^[ \t]*\[(en|ru|fr)\][ \t\r]*$", re.IGNORECASE | re.MULTILINE)
+
+
+def translations_in(text: str) -> tuple[str, dict[str, str]]:
+    """A narrative as the state wrote it: the original, and the translations it added after a
+    line "[en]", "[ru]" or "[fr]" (the first of a language counts; empty ones do not)."""
+    marks = list(_TRANSLATION_MARK.finditer(text))
+    if not marks:
+        return text, {}
+    original = text[: marks[0].start()].strip()
+    given: dict[str, str] = {}
+    for mark, following in zip(marks, [*marks[1:], None], strict=True):
+        body = text[mark.end() : following.start() if following else len(text)].strip()
+        if body:
+            given.setdefault(mark.group(1).lower(), body)
+    if not original:  # nothing before the first tag: no original, so the text stands as is
+        return text.strip(), {}
+    return original, given

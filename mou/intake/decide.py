@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from dataclasses import dataclass, field, replace
+from time import monotonic, sleep
 
 from sqlalchemy import exists, insert, or_, select, update
 from sqlalchemy.orm import Session, joinedload
@@ -31,7 +31,7 @@ from mou.intake.rules import (
 from mou.settings import Settings
 from mou.store import files as filestore
 from mou.store import models as m
-from mou.store.database import begin_sqlite_transaction, fit, session_scope
+from mou.store.database import begin_sqlite_transaction, fit
 from mou.workbook.extract import Limits, Problem
 from mou.workbook.identity import TemplateIdentity
 from mou.workbook.sandbox import SandboxLimits, default_sandbox
@@ -41,11 +41,14 @@ log = logging.getLogger(__name__)
 
 # A warm worker's claim on a return it decides (mou.service.intake_work): longer than a
 # decision can take, two parses of the sandbox (one waiting for the other) at their time
-# limit (parse_timeout_seconds, 20 s), and a margin.
+# limit (parse_timeout_seconds, 20 s), each followed by the order wait below.
 CLAIM_LEASE = dt.timedelta(seconds=50)
-# How long an accepted return waits for older returns other deciders hold (below): less than
-# the lease, so its own claim is still fresh when it gives up.
-ORDER_WAIT_SECONDS = 20.0
+# An accepted return waits this long at most for older returns other deciders are reading
+# (below); a decision takes well under a second, so this is for a slow one.
+ORDER_WAIT_SECONDS = 5.0
+# A claim held longer than this is not waited for: its decider is stuck or was killed (the
+# lease keeps other drains off it for longer).
+HELD_FOR_A_DECISION = dt.timedelta(seconds=10)
 
 
 @dataclass
@@ -225,8 +228,13 @@ def ingest_submission(
     submission_id: int,
     now: dt.datetime | None = None,
     waive: frozenset[str] = frozenset(),
+    in_order: bool = True,
 ) -> IngestOutcome:
     """Read, check and decide one submission. Safe to repeat: a decided one is reported as is.
+
+    ``in_order``: an accepted return first lets the deciders of older ones finish, so a state's
+    versions follow the order received (not for a return decided again long after, nor inside
+    a caller's transaction that holds the database's write lock: ``reconsider``).
 
     ``waive``: error codes the Secretariat accepts the return despite (``reconsider``); they
     are kept as warnings.
@@ -294,6 +302,7 @@ def ingest_submission(
         language,
         accepted,
         now,
+        in_order,
     )
 
 
@@ -307,6 +316,7 @@ def _decide(
     language: str,
     accepted: bool,
     now: dt.datetime | None,
+    in_order: bool = False,
 ) -> IngestOutcome:
     cycle, request, identity = matched
     now = now or m.utcnow()
@@ -314,7 +324,8 @@ def _decide(
     superseded_id = None
     version = None
     if accepted and cycle is not None and request is not None:
-        _wait_for_older_decisions(settings, submission.id, request.state_id)
+        if in_order:
+            _wait_for_older_decisions(session, submission, request.state_id)
         # Only an accepted return takes a version (a refused one keeps its receipt number, the
         # submission id). Deciders of the same state's returns queue here, so each numbers
         # against the others' committed decisions: a row lock on PostgreSQL (READ COMMITTED:
@@ -393,40 +404,46 @@ def _decide(
     )
 
 
-def _wait_for_older_decisions(settings: Settings, submission_id: int, state_id: int) -> None:
+def _wait_for_older_decisions(session: Session, submission: m.Submission, state_id: int) -> None:
     """Let deciders of older returns of the state commit first, so versions follow the order
     received.
 
     Several deciders parse at once; the one of a later return of a state could otherwise take
     its number before the earlier one, which then takes none (rules.version_for). An older
-    return's state is known only once it is read, so every older return another decider holds
-    (a fresh claim in hand) that may be the state's is waited for: one that arrived through
-    another state's link or contact would be refused as of the wrong state. Parses still
-    overlap; numbering goes in order. A claim whose holder was killed stays fresh for the
-    lease; the wait gives up sooner.
+    return's state is known only once it is read, so every older return another decider is
+    reading (a claim in hand, taken less than ``HELD_FOR_A_DECISION`` ago) that may be the
+    state's is waited for: one that arrived through another state's link or contact would be
+    refused as of the wrong state. Parses still overlap; numbering goes in order. The wait
+    ends after ``ORDER_WAIT_SECONDS``, or sooner if this return's own claim would run out.
+
+    Each look is a statement of its own on the caller's session: PostgreSQL (READ COMMITTED)
+    and SQLite (no transaction is open before the first write) both see what the older
+    deciders have committed.
     """
-    deadline = time.monotonic() + ORDER_WAIT_SECONDS
+    deadline = monotonic() + ORDER_WAIT_SECONDS
+    own_claim = submission.decision_claimed_at
     pause = 0.005
-    while True:
-        # A session of its own per look: each sees what the older deciders have committed.
-        with session_scope(settings) as session:
-            held = session.scalar(
-                select(
-                    exists().where(
-                        m.Submission.id < submission_id,
-                        m.Submission.status == "received",
-                        m.Submission.decision_claimed_by.is_not(None),
-                        m.Submission.decision_claimed_at >= m.utcnow() - CLAIM_LEASE,
-                        or_(
-                            m.Submission.expected_state_id.is_(None),
-                            m.Submission.expected_state_id == state_id,
-                        ),
-                    )
+    while monotonic() < deadline:
+        now = m.utcnow()
+        if own_claim is not None and now - own_claim > CLAIM_LEASE - HELD_FOR_A_DECISION:
+            return
+        held = session.scalar(
+            select(
+                exists().where(
+                    m.Submission.id < submission.id,
+                    m.Submission.status == "received",
+                    m.Submission.decision_claimed_by.is_not(None),
+                    m.Submission.decision_claimed_at >= now - HELD_FOR_A_DECISION,
+                    or_(
+                        m.Submission.expected_state_id.is_(None),
+                        m.Submission.expected_state_id == state_id,
+                    ),
                 )
             )
-        if not held or time.monotonic() >= deadline:
+        )
+        if not held:
             return
-        time.sleep(pause)
+        sleep(pause)  # a name of this module's: the tests see each pause
         pause = min(pause * 2, 0.1)
 
 
@@ -563,4 +580,4 @@ def reconsider(
         m.ValidationIssue.__table__.delete().where(m.ValidationIssue.submission_id == submission_id)
     )
     session.expire_all()
-    return ingest_submission(session, settings, submission_id, now=now, waive=waive)
+    return ingest_submission(session, settings, submission_id, now=now, waive=waive, in_order=False)

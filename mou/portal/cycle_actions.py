@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from mou.accounts.roles import NotAllowed
 from mou.accounts.sessions import SignedIn
 from mou.errors import Refused
-from mou.i18n.languages import LANGUAGE_NAMES_IN, LANGUAGES, pick
+from mou.i18n.languages import IN_LANGUAGE, LANGUAGES, pick
 from mou.keyring import derive_key
 from mou.portal import pages
 from mou.portal.shared import MAX_ID, Portal, PortalError
@@ -344,7 +344,7 @@ def router(portal: Portal, renders: ReportRenders) -> APIRouter:
             facts = [(f"meeting_{name}", fields[name] or "—") for name in MEETING_FIELDS]
             for (name, language), value in given_in.items():
                 if value:
-                    field, language_name = t(f"meeting_{name}"), LANGUAGE_NAMES_IN[lang][language]
+                    field, language_name = t(f"meeting_{name}"), IN_LANGUAGE[lang][language]
                     facts.append((t("meeting_in", field=field, language=language_name), value))
             facts.append(("col_reason", form.get("reason", "") or "—"))
             return confirm_page(request, lang, signed, form, "confirm_meeting", facts, back)

@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mou.accounts.sessions import SignedIn
 from mou.cycle.links import ExpiredLink, InvalidLink, verify_portal_token
-from mou.i18n.languages import LANGUAGE_NAMES, LANGUAGE_NAMES_IN, pick
+from mou.i18n.languages import IN_LANGUAGE, LANGUAGE_NAMES, pick
 from mou.i18n.texts import PortalTexts
 from mou.portal import pages
 from mou.portal.security import (
@@ -137,7 +137,7 @@ class Portal:
             name=lambda names: pick(names, lang),
             detail_text=pages.detail_text,
             language_names=LANGUAGE_NAMES,
-            language_names_in=LANGUAGE_NAMES_IN,
+            in_language=IN_LANGUAGE,
             **context,
         )
         return HTMLResponse(html, status_code=status)

@@ -25,7 +25,13 @@ from mou.documents.pdf import (
 from mou.forms.spec import FormSpec, load_form
 from mou.i18n.formatting import Formatter
 from mou.i18n.gettext import translations
-from mou.i18n.languages import LANGUAGE_NAMES_IN, check_language, is_cyrillic, pick
+from mou.i18n.languages import (
+    LANGUAGE_NAMES_IN,
+    check_language,
+    is_cyrillic,
+    pick,
+    translations_in,
+)
 from mou.reporting import charts
 from mou.reporting.consolidation import (
     ActivityMatrix,
@@ -35,7 +41,6 @@ from mou.reporting.consolidation import (
     StatusCounts,
     sort_name,
 )
-from mou.reporting.consolidation.narratives import translations_in
 from mou.reporting.sections import return_sections
 from mou.settings import Settings
 
@@ -284,6 +289,25 @@ def text_language(text: str, return_language: str | None) -> str:
     return return_language if return_language in ("en", "fr") else "en"
 
 
+def quoted(text: str, language: str, return_language: str | None) -> dict[str, Any]:
+    """A state's text as a summary in ``language`` quotes it: the original, its language
+    marked (and set on the text for readers and screen readers) where it is not the report's,
+    and the state's own translation into the report's language when it gave one."""
+    original, given = translations_in(text)
+    written_in: str | None = text_language(original, return_language)
+    translation = given.get(language)
+    if translation and written_in == language:
+        # Translated into the report's language, so written in another (a Cyrillic place
+        # name in an English text made it look Russian): the return's, if it is another.
+        written_in = return_language if return_language != language else None
+    return {
+        "text": original,
+        "lang": written_in,
+        "foreign": written_in is not None and written_in != language,
+        "translation": translation,
+    }
+
+
 def _narrative_groups(consolidated: ConsolidatedCycle, language: str) -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = []
     languages = {r.state.code: r.language for r in consolidated.returns}
@@ -302,19 +326,11 @@ def _narrative_groups(consolidated: ConsolidatedCycle, language: str) -> list[di
             if narrative.row_key and narrative.field_key and label and _is_code(narrative.row_key):
                 label = f"{narrative.row_key} {label}"
             rows.append({"key": narrative.row_key, "label": label, "quotes": []})
-        # Quoted in the original; its language is marked (and set on the text for readers
-        # and screen readers) where it is not the report's, with the state's own translation
-        # into the report's language when it gave one.
-        original, given = translations_in(narrative.text)
-        written_in = text_language(original, languages.get(narrative.state.code))
         rows[-1]["quotes"].append(
             {
                 "state": narrative.state,
                 "column": pick(narrative.column_label, language),
-                "text": original,
-                "lang": written_in,
-                "foreign": written_in != language,
-                "translation": given.get(language) if written_in != language else None,
+                **quoted(narrative.text, language, languages.get(narrative.state.code)),
             }
         )
     for group in groups:
@@ -396,10 +412,22 @@ def progress_summary_html(
     matrices = [_matrix_view(m, language, _, fmt) for m in consolidated.activities]
     threats = _threat_views(consolidated, language)
     narratives = _narrative_groups(consolidated, language)
-    proposals = sorted(
-        consolidated.proposals,
-        key=lambda p: (sort_name(p.state.label(language)), _row_key_order(p.row)),
-    )
+    languages = {r.state.code: r.language for r in consolidated.returns}
+    proposals = [
+        {
+            "state": p.state,
+            "text": quoted(p.text, language, languages.get(p.state.code)),
+            "rationale": (
+                quoted(p.rationale, language, languages.get(p.state.code)) if p.rationale else None
+            ),
+            "term": p.term,
+            "term_label": p.term_label,
+        }
+        for p in sorted(
+            consolidated.proposals,
+            key=lambda p: (sort_name(p.state.label(language)), _row_key_order(p.row)),
+        )
+    ]
     statuses = sorted(
         consolidated.states, key=lambda s: (sort_name(s.state.label(language)), s.state.code)
     )

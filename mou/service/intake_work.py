@@ -136,6 +136,9 @@ def drain_decisions(
             drain.failed.append(submission_id)
             release(settings, submission_id)
             continue
+        except BaseException:  # the worker is stopping: nobody is reading it any more
+            release(settings, submission_id)
+            raise
         drain.decided.append(submission_id)
         if outcome.status == "accepted" and outcome.cycle_id is not None:
             drain.accepted_cycles.add(outcome.cycle_id)

@@ -14,7 +14,7 @@ from typing import Any
 from openpyxl.utils import get_column_letter
 
 from mou.forms.spec import FieldSpec, FormSpec
-from mou.i18n.languages import pick
+from mou.i18n.languages import pick, translations_in
 from mou.i18n.texts import Messages
 from mou.workbook.convert import (
     Unreadable,
@@ -187,9 +187,14 @@ class _Validator:
         return self.check_limits(spec, value, where)
 
     def check_limits(self, spec: FieldSpec, value: Any, where: tuple[str, int, int]) -> Any:
-        if spec.type == "text" and spec.max_length and len(value) > spec.max_length:
-            self.issue("too_long", spec, where, length=len(value), limit=spec.max_length)
-            return None
+        if spec.type == "text" and spec.max_length:
+            # A translation the state adds after "[en]" is not counted against the original:
+            # the limit holds for the text and for each translation of it.
+            original, given = translations_in(value)
+            length = max([len(original), *(len(t) for t in given.values())])
+            if length > spec.max_length:
+                self.issue("too_long", spec, where, length=length, limit=spec.max_length)
+                return None
         if spec.type in ("integer", "decimal", "year", "date"):
             low, high = self.bound(spec.min, spec), self.bound(spec.max, spec)
             if low is not None and value < low:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from mou.reporting.consolidation.narratives import translations_in
+from mou.i18n.languages import translations_in
 
 
 @pytest.mark.parametrize(
@@ -26,9 +28,23 @@ from mou.reporting.consolidation.narratives import translations_in
         ("Текст.\n[en]\n\n", "Текст.", {}),
         # A tag inside a line is words, not a mark; an unknown tag too.
         ("See [en] below.\n[de]\nText.", "See [en] below.\n[de]\nText.", {}),
+        # A cell saved with CR LF line ends.
+        ("Текст.\r\n[en]\r\nText.", "Текст.", {"en": "Text."}),
         # Nothing before the first mark: the text stands as written.
         ("[en]\nOnly English.", "[en]\nOnly English.", {}),
     ],
 )
 def test_translations_after_a_language_tag(text: str, original: str, given: dict) -> None:
     assert translations_in(text) == (original, given)
+
+
+def test_a_date_in_a_narrow_column_breaks_only_before_the_year() -> None:
+    from mou.documents.pdf import date_cell
+    from mou.i18n.formatting import Formatter
+
+    moment = dt.datetime(2027, 3, 13, 9, 0, tzinfo=dt.UTC)
+    for language, first in (("ru", "13\u00a0мар."), ("en", "13\u00a0Mar"), ("fr", "13\u00a0mars")):
+        cell = date_cell(Formatter(language).date(moment, "medium"))
+        # The one plain space left is before the year (Babel keeps "2027 г." together).
+        assert cell.startswith(first) and cell.split(" ")[1].startswith("2027"), cell
+        assert cell.count(" ") == 1, cell

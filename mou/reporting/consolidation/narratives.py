@@ -3,7 +3,6 @@ attributed to the state and the question it answers. Proposals have their own se
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from mou.forms.spec import FormSpec
@@ -67,25 +66,3 @@ def narratives(
                                 )
                             )
     return tuple(found)
-
-
-# A line holding only a language tag ("[en]") starts the state's own translation of the text
-# above it into that language (the workbook's instructions say so).
-_TRANSLATION_MARK = re.compile(r"^[ \t]*\[(en|ru|fr)\][ \t]*$", re.IGNORECASE | re.MULTILINE)
-
-
-def translations_in(text: str) -> tuple[str, dict[str, str]]:
-    """A narrative as the state wrote it: the original, and the translations it added after a
-    line "[en]", "[ru]" or "[fr]" (the first of a language counts; empty ones do not)."""
-    marks = list(_TRANSLATION_MARK.finditer(text))
-    if not marks:
-        return text, {}
-    original = text[: marks[0].start()].strip()
-    given: dict[str, str] = {}
-    for mark, following in zip(marks, [*marks[1:], None], strict=True):
-        body = text[mark.end() : following.start() if following else len(text)].strip()
-        if body:
-            given.setdefault(mark.group(1).lower(), body)
-    if not original:  # only translations: the first of them stands as the text
-        return text.strip(), {}
-    return original, given
