@@ -140,16 +140,16 @@ def test_no_wait_for_a_return_that_cannot_be_the_states(
     looks: list[float] = []
     monkeypatch.setattr(decide, "sleep", looks.append)  # a wait would pause (at once)
     cycle, ids = _record(service, rounds=1)
+
+    def afghanistan_again(total: int) -> int:
+        data = filled_return(service, cycle, "AF", "en", national_total=total)
+        return receive_file(service, data, filename=f"af-{total}.xlsx", sender="af@example.org")[0]
+
     # Sent through Kazakhstan's link: if it is Afghanistan's, it is refused as the wrong state.
     other = receive_file(
         service, b"PK\x03\x04 ...", filename="kz.xlsx", state="KZ", cycle_id=cycle
     )[0]
-    later = receive_file(
-        service,
-        filled_return(service, cycle, "AF", "en", national_total=300),
-        filename="af-again.xlsx",
-        sender="af@example.org",
-    )[0]
+    later = afghanistan_again(300)
     _hold(service, other)
     assert decide_and_announce(service, later).version == 1  # at once: not waiting for it
     # A return let go of by a drain whose decision failed is not waited for either.
@@ -162,24 +162,14 @@ def test_no_wait_for_a_return_that_cannot_be_the_states(
     with session_scope(service) as session:
         held = session.get(m.Submission, ids[0])
         assert held.decision_claimed_by is None and held.decision_claimed_at is not None
-    again = receive_file(
-        service,
-        filled_return(service, cycle, "AF", "en", national_total=301),
-        filename="af-third.xlsx",
-        sender="af@example.org",
-    )[0]
+    again = afghanistan_again(301)
     assert decide_and_announce(service, again).version == 2
     # A claim held longer than a decision takes (its decider stuck or killed): not either.
     stale = m.utcnow() - decide.HELD_FOR_A_DECISION - dt.timedelta(seconds=1)
     _hold(service, ids[1])
     with session_scope(service) as session:
         session.get(m.Submission, ids[1]).decision_claimed_at = stale
-    fourth = receive_file(
-        service,
-        filled_return(service, cycle, "AF", "en", national_total=302),
-        filename="af-fourth.xlsx",
-        sender="af@example.org",
-    )[0]
+    fourth = afghanistan_again(302)
     assert decide_and_announce(service, fourth).version == 3
     assert looks == [], "a decider waited for a return it need not wait for"
 
