@@ -528,8 +528,12 @@ def test_the_meeting_is_set_and_the_summary_serves_it(service: Settings) -> None
     with session_scope(service) as session:
         cycle = session.get(m.ReportingCycle, cid)
         folder = service.var_dir / "reports" / f"{cycle.instrument.code}-{cycle.period}"
-    page = PdfReader(io.BytesIO((folder / "progress-summary-en.pdf").read_bytes())).pages[0]
-    text = " ".join((page.extract_text() or "").split())
+
+    def page_one(language: str) -> str:
+        pdf = (folder / f"progress-summary-{language}.pdf").read_bytes()
+        return " ".join((PdfReader(io.BytesIO(pdf)).pages[0].extract_text() or "").split())
+
+    text = page_one("en")
     for expected in (
         "Fifth Meeting of the Signatories (BD/MOS5)",
         "Dushanbe, Tajikistan, 14-16 April 2027",
@@ -558,8 +562,7 @@ def test_the_meeting_is_set_and_the_summary_serves_it(service: Settings) -> None
         act(service, lambda s: set_meeting(s, OFFICER, cid, {"name.fr": "Cinquième réunion"}))
     with pytest.raises(Refused, match=r"unknown meeting field 'number\.ru'"):
         act(service, lambda s: set_meeting(s, OFFICER, cid, {"number.ru": "BD/MOS5"}))
-    ru = PdfReader(io.BytesIO((folder / "progress-summary-ru.pdf").read_bytes())).pages[0]
-    ru_text = " ".join((ru.extract_text() or "").split())
+    ru_text = page_one("ru")
     for expected in (
         "Пятое совещание подписавших сторон (BD/MOS5)",
         "Душанбе, Таджикистан, 14–16 апреля 2027 г.",
@@ -567,17 +570,14 @@ def test_the_meeting_is_set_and_the_summary_serves_it(service: Settings) -> None
     ):
         assert expected in ru_text, expected
     assert "Fifth Meeting" not in ru_text and "Dushanbe" not in ru_text
-    page = PdfReader(io.BytesIO((folder / "progress-summary-en.pdf").read_bytes())).pages[0]
-    assert "Fifth Meeting of the Signatories" in " ".join((page.extract_text() or "").split())
+    assert "Fifth Meeting of the Signatories" in page_one("en")
     # Only the place left: it shows alone; the default Action requested returns.
     rest = {key: "" for key in (*fields, *russian) if key != "place"}
     perform(service, lambda s: set_meeting(s, OFFICER, cid, rest))
-    page = PdfReader(io.BytesIO((folder / "progress-summary-en.pdf").read_bytes())).pages[0]
-    text = " ".join((page.extract_text() or "").split())
+    text = page_one("en")
     assert "Fifth Meeting" not in text and "Dushanbe, Tajikistan" in text
     assert "The meeting is invited to take note" in text and "Original: English" in text
     # No meeting at all: no meeting lines and no "Original:" either.
     perform(service, lambda s: set_meeting(s, OFFICER, cid, {"place": ""}))
-    page = PdfReader(io.BytesIO((folder / "progress-summary-en.pdf").read_bytes())).pages[0]
-    text = " ".join((page.extract_text() or "").split())
+    text = page_one("en")
     assert "Dushanbe" not in text and "Original:" not in text
